@@ -1,0 +1,89 @@
+"""Command-line flags shared by the experiment scripts, and the one-line error handler."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable
+
+from adda_jax.configs import PAIRS, get_config
+from adda_jax.config import Config
+from adda_jax.data.loading import RAW_DIR_ENV, DataSource
+from adda_jax.errors import UserError
+
+
+def add_data_flags(parser: argparse.ArgumentParser) -> None:
+  group = parser.add_argument_group("data")
+  group.add_argument("--data-source", choices=("tfds", "raw"), default="tfds",
+                     help="tfds: TFDS datasets (downloaded online, or prepared once from "
+                          "--raw-dir); raw: read the raw files directly, without TFDS")
+  group.add_argument("--raw-dir", default=None,
+                     help=f"folder with the standard raw files, one subfolder per domain "
+                          f"(mnist/, usps/, svhn/, mnist_m/) or all in one; default "
+                          f"${RAW_DIR_ENV}; unset = download through TFDS")
+  group.add_argument("--data-dir", default=None,
+                     help="TFDS data dir where datasets are prepared (default: TFDS's, "
+                          "~/tensorflow_datasets)")
+
+
+def data_source(args: argparse.Namespace) -> DataSource:
+  return DataSource(source=args.data_source, raw_dir=args.raw_dir, data_dir=args.data_dir)
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument("--pair", required=True, metavar="PAIR",
+                      help=f"adaptation pair, one of: {', '.join(PAIRS)}")
+  parser.add_argument("--workdir", default=None,
+                      help="run folder for checkpoints and summary (default runs/PAIR/seedN)")
+  parser.add_argument("--fresh", action="store_true",
+                      help="delete the run in --workdir and start over")
+  parser.add_argument("--results", default=None, metavar="CSV",
+                      help="append this run's rows to a results CSV (e.g. results/digits.csv)")
+  group = parser.add_argument_group("overrides of the pair's preset (see adda_jax/config.py)")
+  group.add_argument("--method", help="adda (default) or source_only")
+  group.add_argument("--seed", type=int)
+  group.add_argument("--pretrain-steps", type=int)
+  group.add_argument("--adapt-steps", type=int)
+  group.add_argument("--batch-size", type=int)
+  group.add_argument("--pretrain-lr", type=float)
+  group.add_argument("--adapt-lr", type=float)
+  group.add_argument("--adversarial-loss", help="gan (ADDA), minimax or confusion")
+  group.add_argument("--disc-input", help="features (paper, 500-d) or logits (authors' code)")
+  group.add_argument("--eval-split", help="test (default) or train (authors' code)")
+  group.add_argument("--full-sets", action="store_true",
+                     help="MNIST<->USPS: train on the full sets, not the paper's 2000/1800")
+  group.add_argument("--rgb32", action="store_true",
+                     help="keep colour: 32x32 RGB inputs instead of 28x28 gray")
+  group.add_argument("--log-every", type=int)
+  group.add_argument("--checkpoint-every", type=int)
+  add_data_flags(parser)
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+  cfg = get_config(args.pair)
+  names = ("method", "seed", "pretrain_steps", "adapt_steps", "batch_size", "pretrain_lr",
+           "adapt_lr", "adversarial_loss", "disc_input", "eval_split", "log_every",
+           "checkpoint_every")
+  changes = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+  if args.full_sets:
+    changes.update(source_subset=None, target_subset=None)
+  if args.rgb32:
+    changes.update(image_size=32, channels=3)
+  return cfg.replace(**changes).validate()
+
+
+def default_workdir(cfg: Config) -> str:
+  return os.path.join("runs", cfg.pair, f"seed{cfg.seed}")
+
+
+def main_guard(main: Callable[[], None]) -> None:
+  """Runs `main`, turning a UserError into one line on stderr and exit status 2."""
+  try:
+    main()
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  except KeyboardInterrupt:
+    print("interrupted: rerun the same command to resume from the last checkpoint",
+          file=sys.stderr)
+    sys.exit(130)

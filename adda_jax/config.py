@@ -1,0 +1,119 @@
+"""Run configuration: one frozen dataclass, every protocol choice an explicit, documented field.
+
+Defaults follow the ADDA paper (Tzeng et al. 2017) where it is specific, and the authors' released
+code (github.com/erictzeng/adda, scripts/svhn-mnist.sh) where the paper is silent:
+
+- Pretraining: Adam lr 1e-3 (beta1 0.9), batch 128, 10,000 steps, L2 weight decay 2.5e-5 on
+  the encoder's and classifier's kernels (the code's slim `l2_regularizer`).
+- Adaptation: Adam lr 2e-4, beta1 0.5 for both D and M_t (separate states), batch 128 from each
+  domain, 10,000 steps, GAN (inverted label) mapping loss, M_t initialised from M_s.
+- D: 500-500-1 MLP with ReLU on the 500-d encoder features (paper). The code fed D the 10-d
+  classifier logits: `disc_input="logits"`.
+- D and M_t are updated alternately (D first, then M_t against the updated D), as in the paper's
+  description; the released code computed both gradients from one forward pass.
+- MNIST<->USPS: the paper's 2,000 MNIST / 1,800 USPS training subsets (fixed `subset_seed`);
+  `source_subset=None, target_subset=None` uses the full sets.
+- Evaluation on the target *test* split; the released code evaluated on the target train split:
+  `eval_split="train"`.
+- Input: 28x28 gray in [0, 1] (the code fed [0, 255] at 32x32); `image_size=32, channels=3`
+  keeps colour for the colour pairs.
+- Batches are sampled uniformly with replacement from the device-resident training set; the
+  draw for step s depends only on (seed, stage, s), which makes resumed runs bit-exact.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from adda_jax.errors import UserError
+from adda_jax.losses import ADVERSARIAL_LOSSES
+
+METHODS = ("adda", "source_only")
+DISC_INPUTS = ("features", "logits")
+EVAL_SPLITS = ("test", "train")
+
+# Fields that only change how a run is observed or stored, not what it computes.
+BOOKKEEPING_FIELDS = ("log_every", "checkpoint_every", "keep_checkpoints")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """Everything that determines a run's result (plus how it is logged and checkpointed)."""
+  pair: str
+  source: str
+  target: str
+  method: str = "adda"
+  seed: int = 0
+  # Data protocol.
+  image_size: int = 28
+  channels: int = 1
+  source_subset: int | None = None
+  target_subset: int | None = None
+  subset_seed: int = 0
+  eval_split: str = "test"
+  # Networks.
+  disc_input: str = "features"
+  disc_hidden: tuple[int, ...] = (500, 500)
+  adversarial_loss: str = "gan"
+  # Optimisation.
+  batch_size: int = 128
+  pretrain_steps: int = 10_000
+  pretrain_lr: float = 1e-3
+  pretrain_b1: float = 0.9
+  pretrain_weight_decay: float = 2.5e-5
+  adapt_steps: int = 10_000
+  adapt_lr: float = 2e-4
+  adapt_b1: float = 0.5
+  # Bookkeeping.
+  log_every: int = 500
+  checkpoint_every: int = 2_000
+  keep_checkpoints: int = 2
+
+  def replace(self, **changes: Any) -> "Config":
+    return dataclasses.replace(self, **changes)
+
+  def to_json(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_json(cls, data: dict[str, Any]) -> "Config":
+    data = dict(data, disc_hidden=tuple(data["disc_hidden"]))
+    return cls(**data)
+
+  def result_fields(self) -> dict[str, Any]:
+    """The fields that decide the numbers a run produces."""
+    return {k: v for k, v in self.to_json().items() if k not in BOOKKEEPING_FIELDS}
+
+  def validate(self) -> "Config":
+    """Raises UserError with a one-line message for any value that cannot work."""
+    _choice("method", self.method, METHODS)
+    _choice("adversarial loss", self.adversarial_loss, ADVERSARIAL_LOSSES)
+    _choice("discriminator input", self.disc_input, DISC_INPUTS)
+    _choice("eval split", self.eval_split, EVAL_SPLITS)
+    _choice("channels", self.channels, (1, 3))
+    for name in ("batch_size", "pretrain_steps", "adapt_steps", "log_every",
+                 "checkpoint_every", "keep_checkpoints"):
+      _positive_int(name, getattr(self, name))
+    for name in ("source_subset", "target_subset"):
+      if getattr(self, name) is not None:
+        _positive_int(name, getattr(self, name))
+    for name in ("pretrain_lr", "adapt_lr"):
+      value = getattr(self, name)
+      if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise UserError(f"--{name.replace('_', '-')} must be a positive number, got {value!r}")
+    if self.image_size < 16:
+      raise UserError(f"--image-size must be at least 16 for LeNet, got {self.image_size}")
+    if any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in self.disc_hidden):
+      raise UserError(f"discriminator hidden sizes must be positive integers, "
+                      f"got {self.disc_hidden}")
+    return self
+
+
+def _choice(what: str, value: Any, options: tuple) -> None:
+  if value not in options:
+    raise UserError(f"unknown {what} {value!r}; choose one of {', '.join(map(str, options))}")
+
+
+def _positive_int(name: str, value: Any) -> None:
+  if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")

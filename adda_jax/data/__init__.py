@@ -1,0 +1,1 @@
+"""Digit domains: raw-format readers, TFDS builders, preprocessing and on-device datasets."""

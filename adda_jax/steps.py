@@ -1,0 +1,231 @@
+"""Pure training steps and their multi-step, device-resident drivers.
+
+Each stage state is a plain dict pytree (step counter, parameters, optax states):
+
+- pretrain: {"step", "encoder", "classifier", "opt"}
+- adapt:    {"step", "target_encoder", "discriminator", "target_opt", "disc_opt"}
+
+`pretrain_step`, `discriminator_step` and `target_step` are the single updates (jit them alone
+for tests or custom loops). `make_pretrain_call` / `make_adapt_call` build jitted functions
+that run several steps per dispatch, sampling batches inside the compiled code from datasets
+that stay on the device, and donate the incoming state's buffers; `run_calls` chains them and
+returns metrics averaged on the device, so the host syncs only at logging/checkpoint boundaries.
+
+The steps of one call are unrolled into straight-line code rather than a `lax.scan`: XLA:CPU
+runs while-loop bodies about 6x slower than the same ops at top level (measured: LeNet
+pretraining 330 ms/step in a scan vs 46 ms unrolled, jax 0.10.2), so on CPU one step per call
+is fastest, and accelerators amortise dispatch over a few unrolled steps.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax import lax
+
+from adda_jax import losses
+from adda_jax.models import Networks
+
+PyTree = Any
+
+
+class DeviceData(NamedTuple):
+  """A training split held on the device: float images [N, S, S, C] and int labels [N]."""
+  images: jax.Array
+  labels: jax.Array
+
+
+def sample_batch(data: DeviceData, key: jax.Array, batch_size: int,
+                 constrain: Callable[[jax.Array], jax.Array]) -> tuple[jax.Array, jax.Array]:
+  """A uniform draw with replacement; `constrain` lays the batch out over the device mesh."""
+  index = jax.random.randint(key, (batch_size,), 0, data.images.shape[0])
+  return constrain(data.images[index]), constrain(data.labels[index])
+
+
+def kernel_mask(params: PyTree) -> PyTree:
+  """True at weight kernels (decayed), False at biases (not), as in the authors' L2 setup."""
+  return jax.tree_util.tree_map_with_path(
+      lambda path, _: getattr(path[-1], "key", None) == "kernel", params)
+
+
+def pretrain_optimizer(lr: float, b1: float, weight_decay: float) -> optax.GradientTransformation:
+  """Adam on cross-entropy + L2: weight decay added to the gradient before Adam (coupled L2)."""
+  return optax.chain(optax.masked(optax.add_decayed_weights(weight_decay), kernel_mask),
+                     optax.adam(lr, b1=b1))
+
+
+def adapt_optimizer(lr: float, b1: float) -> optax.GradientTransformation:
+  return optax.adam(lr, b1=b1)
+
+
+# ----------------------------------------------------------------------------- stage 1
+
+
+def init_pretrain(nets: Networks, tx: optax.GradientTransformation, key: jax.Array) -> PyTree:
+  enc_key, clf_key = jax.random.split(key)
+  params = {"encoder": nets.encoder.init(enc_key), "classifier": nets.classifier.init(clf_key)}
+  return {"step": jnp.zeros((), jnp.int32), **params, "opt": tx.init(params)}
+
+
+def pretrain_step(nets: Networks, tx: optax.GradientTransformation, state: PyTree,
+                  images: jax.Array, labels: jax.Array) -> tuple[PyTree, dict[str, jax.Array]]:
+  """One supervised step of M_s and C on labelled source images."""
+  params = {"encoder": state["encoder"], "classifier": state["classifier"]}
+
+  def loss_fn(params):
+    logits = nets.classifier.apply(params["classifier"],
+                                   nets.encoder.apply(params["encoder"], images))
+    return losses.classification_loss(logits, labels), logits
+
+  (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+  updates, opt = tx.update(grads, state["opt"], params)
+  params = optax.apply_updates(params, updates)
+  metrics = {"loss": loss, "accuracy": losses.accuracy(logits, labels)}
+  return {"step": state["step"] + 1, **params, "opt": opt}, metrics
+
+
+def default_steps_per_call() -> int:
+  """1 on CPU (see the module docstring), 10 on accelerators."""
+  return 1 if jax.default_backend() == "cpu" else 10
+
+
+def _unrolled(step_fn: Callable[[PyTree], tuple[PyTree, dict]], state: PyTree,
+              num_steps: int) -> tuple[PyTree, dict]:
+  """Runs `step_fn` num_steps times in straight-line code; returns the state and metric sums."""
+  totals = None
+  for _ in range(num_steps):
+    state, metrics = step_fn(state)
+    totals = metrics if totals is None else jax.tree.map(jnp.add, totals, metrics)
+  return state, totals
+
+
+def run_calls(call: Callable[[PyTree, int], tuple[PyTree, dict]], state: PyTree,
+              num_steps: int, steps_per_call: int) -> tuple[PyTree, dict]:
+  """Advances `state` by num_steps through `call`; returns metrics averaged over the steps."""
+  totals, left = None, num_steps
+  while left > 0:
+    n = min(steps_per_call, left)
+    state, sums = call(state, n)
+    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+    left -= n
+  return state, jax.tree.map(lambda t: t / num_steps, totals)
+
+
+def make_pretrain_call(nets: Networks, tx: optax.GradientTransformation, batch_size: int,
+                       constrain: Callable[[jax.Array], jax.Array] = lambda x: x):
+  """jit(state, source, key, num_steps) -> (state, metric sums) over num_steps steps."""
+
+  @functools.partial(jax.jit, static_argnames="num_steps", donate_argnums=0)
+  def call(state, source: DeviceData, key, num_steps: int):
+    def one(state):
+      images, labels = sample_batch(source, jax.random.fold_in(key, state["step"]), batch_size,
+                                    constrain)
+      return pretrain_step(nets, tx, state, images, labels)
+
+    return _unrolled(one, state, num_steps)
+
+  return call
+
+
+# ----------------------------------------------------------------------------- stage 2
+
+
+def discriminator_inputs(nets: Networks, disc_input: str, encoder: PyTree, classifier: PyTree,
+                         images: jax.Array) -> jax.Array:
+  """What D sees: the 500-d features (paper) or the classifier's 10-d logits (authors' code)."""
+  features = nets.encoder.apply(encoder, images)
+  return features if disc_input == "features" else nets.classifier.apply(classifier, features)
+
+
+def init_adapt(nets: Networks, tx_target: optax.GradientTransformation,
+               tx_disc: optax.GradientTransformation, source_encoder: PyTree,
+               key: jax.Array) -> PyTree:
+  """M_t starts as a copy of M_s; D starts fresh; each has its own optimiser state."""
+  target_encoder = jax.tree.map(jnp.copy, source_encoder)
+  discriminator = nets.discriminator.init(key)
+  return {"step": jnp.zeros((), jnp.int32), "target_encoder": target_encoder,
+          "discriminator": discriminator, "target_opt": tx_target.init(target_encoder),
+          "disc_opt": tx_disc.init(discriminator)}
+
+
+def discriminator_step(nets: Networks, tx: optax.GradientTransformation, params: PyTree,
+                       opt: PyTree, source_inputs: jax.Array, target_inputs: jax.Array
+                       ) -> tuple[PyTree, PyTree, dict[str, jax.Array]]:
+  """One update of D to tell source (1) from target (0) representations."""
+  target_inputs = lax.stop_gradient(target_inputs)
+
+  def loss_fn(params):
+    s, t = nets.discriminator.apply(params, source_inputs), nets.discriminator.apply(params, target_inputs)
+    return losses.discriminator_loss(s, t), losses.discriminator_accuracy(s, t)
+
+  (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+  updates, opt = tx.update(grads, opt, params)
+  return optax.apply_updates(params, updates), opt, {"disc_loss": loss, "disc_accuracy": acc}
+
+
+def target_step(nets: Networks, tx: optax.GradientTransformation, loss_kind: str,
+                disc_input: str, classifier: PyTree, params: PyTree, opt: PyTree,
+                discriminator: PyTree, target_images: jax.Array
+                ) -> tuple[PyTree, PyTree, dict[str, jax.Array]]:
+  """One update of M_t to fool the (fixed) D with the chosen adversarial mapping loss."""
+
+  def loss_fn(params):
+    inputs = discriminator_inputs(nets, disc_input, params, classifier, target_images)
+    return losses.mapping_loss(nets.discriminator.apply(discriminator, inputs), loss_kind)
+
+  loss, grads = jax.value_and_grad(loss_fn)(params)
+  updates, opt = tx.update(grads, opt, params)
+  return optax.apply_updates(params, updates), opt, {"mapping_loss": loss}
+
+
+def adapt_step(nets: Networks, tx_target, tx_disc, loss_kind: str, disc_input: str,
+               frozen: PyTree, state: PyTree, source_images: jax.Array,
+               target_images: jax.Array) -> tuple[PyTree, dict[str, jax.Array]]:
+  """A discriminator step, then a target-encoder step against the updated D."""
+  source_inputs = discriminator_inputs(nets, disc_input, frozen["source_encoder"],
+                                       frozen["classifier"], source_images)
+  target_inputs = discriminator_inputs(nets, disc_input, state["target_encoder"],
+                                       frozen["classifier"], target_images)
+  disc, disc_opt, d_metrics = discriminator_step(
+      nets, tx_disc, state["discriminator"], state["disc_opt"], source_inputs, target_inputs)
+  target, target_opt, t_metrics = target_step(
+      nets, tx_target, loss_kind, disc_input, frozen["classifier"], state["target_encoder"],
+      state["target_opt"], disc, target_images)
+  new_state = {"step": state["step"] + 1, "target_encoder": target, "discriminator": disc,
+               "target_opt": target_opt, "disc_opt": disc_opt}
+  return new_state, {**d_metrics, **t_metrics}
+
+
+def make_adapt_call(nets: Networks, tx_target, tx_disc, loss_kind: str, disc_input: str,
+                    batch_size: int, constrain: Callable[[jax.Array], jax.Array] = lambda x: x):
+  """jit(state, frozen, source, target, key, num_steps) -> (state, metric sums)."""
+
+  @functools.partial(jax.jit, static_argnames="num_steps", donate_argnums=0)
+  def call(state, frozen, source: DeviceData, target: DeviceData, key, num_steps: int):
+    def one(state):
+      source_key, target_key = jax.random.split(jax.random.fold_in(key, state["step"]))
+      source_images, _ = sample_batch(source, source_key, batch_size, constrain)
+      target_images, _ = sample_batch(target, target_key, batch_size, constrain)
+      return adapt_step(nets, tx_target, tx_disc, loss_kind, disc_input, frozen, state,
+                        source_images, target_images)
+
+    return _unrolled(one, state, num_steps)
+
+  return call
+
+
+# ----------------------------------------------------------------------------- stage 3
+
+
+def make_predict(nets: Networks):
+  """jit(encoder, classifier, images) -> predicted labels: C(M(x))."""
+
+  @jax.jit
+  def predict(encoder, classifier, images):
+    logits = nets.classifier.apply(classifier, nets.encoder.apply(encoder, images))
+    return jnp.argmax(logits, -1)
+
+  return predict

@@ -1,0 +1,306 @@
+"""The three ADDA stages end to end: pretrain (M_s, C), adapt (M_t vs D), evaluate C(M_t(x_t)).
+
+`run` is what `experiments/run.py` calls; tests call it on generated data. It is resumable:
+each stage restores its newest checkpoint and only trains the steps that are left, so running
+the same command again after a finished (or killed) run redoes nothing that was saved.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from adda_jax import steps
+from adda_jax.checkpoint import StageCheckpoints, abstract_like
+from adda_jax.config import Config
+from adda_jax.data.loading import DataSource
+from adda_jax.data.pairs import PairData, load_pair
+from adda_jax.errors import UserError
+from adda_jax.models import Networks, make_networks
+
+Log = Callable[[str], None]
+CONFIG_FILE = "config.json"
+SUMMARY_FILE = "summary.json"
+EVAL_BATCH = 1000
+
+
+def _print(message: str) -> None:
+  print(message, flush=True)
+
+
+# ----------------------------------------------------------------------------- devices
+
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+  """Data parallelism over every device: batches split along "data", the rest replicated."""
+  mesh: jax.sharding.Mesh
+
+  @classmethod
+  def over_all_devices(cls, batch_size: int) -> "Placement":
+    count = jax.device_count()
+    if batch_size % count:
+      raise UserError(f"--batch-size {batch_size} is not divisible by the {count} devices; "
+                      f"use a multiple of {count}")
+    return cls(jax.make_mesh((count,), ("data",), axis_types=(jax.sharding.AxisType.Auto,)))
+
+  def replicate(self, tree: Any) -> Any:
+    return jax.device_put(tree, NamedSharding(self.mesh, P()))
+
+  def shard_batch(self, x: jax.Array) -> jax.Array:
+    spec = P("data", *([None] * (x.ndim - 1)))
+    return jax.lax.with_sharding_constraint(x, NamedSharding(self.mesh, spec))
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def _run_steps(stage: str, state: Any, run_chunk: Callable[[Any, int], tuple[Any, Any]],
+               total: int, cfg: Config, checkpoints: StageCheckpoints, log: Log) -> tuple[Any, float]:
+  """Runs `run_chunk` up to `total` steps, stopping at every log and checkpoint boundary.
+
+  Metrics are read back only at those boundaries. A non-finite loss stops the stage before
+  the bad state can be saved, so the newest checkpoint is always the last good one.
+  Returns the final state and the training wall time in seconds.
+  """
+  step = int(state["step"])
+  wall = 0.0
+  window_start, window_steps = time.perf_counter(), 0
+  while step < total:
+    nxt = min(total, (step // cfg.log_every + 1) * cfg.log_every,
+              (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every)
+    t = time.perf_counter()
+    state, metrics = run_chunk(state, nxt - step)
+    metrics = jax.device_get(metrics)
+    wall += time.perf_counter() - t
+    window_steps += nxt - step
+    step = nxt
+    bad = {k: float(v) for k, v in metrics.items() if not math.isfinite(float(v))}
+    if bad:
+      name, value = next(iter(bad.items()))
+      raise UserError(f"{stage} stage: {name} became {value} by step {step}; stopped, the last "
+                      f"good checkpoint is kept in {checkpoints.directory} (lower the learning "
+                      f"rate and rerun with --fresh)")
+    if step % cfg.log_every == 0 or step == total:
+      rate = window_steps / (time.perf_counter() - window_start)
+      shown = "  ".join(f"{k} {float(v):.4f}" for k, v in metrics.items())
+      log(f"[{stage}] step {step:>6}/{total}  {shown}  ({rate:.1f} steps/s)")
+      window_start, window_steps = time.perf_counter(), 0
+    if step % cfg.checkpoint_every == 0 or step == total:
+      checkpoints.save(step, state, cfg.to_json())
+  return state, wall
+
+
+def _restore_or(init_state: Any, checkpoints: StageCheckpoints, log: Log, stage: str) -> Any:
+  latest = checkpoints.latest_step()
+  if latest is None:
+    return init_state
+  state, _ = checkpoints.restore(latest, abstract_like(init_state))
+  log(f"[{stage}] resuming from the checkpoint at step {latest}")
+  return state
+
+
+def accuracy(predict, encoder: Any, classifier: Any, images: np.ndarray,
+             labels: np.ndarray) -> float:
+  """Top-1 accuracy in fixed-size batches (the last one padded), so one compiled shape."""
+  correct = 0
+  for start in range(0, len(images), EVAL_BATCH):
+    batch = images[start:start + EVAL_BATCH]
+    size = len(batch)
+    if size < EVAL_BATCH:
+      batch = np.concatenate([batch, np.zeros((EVAL_BATCH - size, *batch.shape[1:]),
+                                              batch.dtype)])
+    predicted = np.asarray(predict(encoder, classifier, batch))[:size]
+    correct += int((predicted == labels[start:start + size]).sum())
+  return correct / len(images)
+
+
+@dataclasses.dataclass
+class Stages:
+  """The networks, optimisers and checkpoint folders of one run."""
+  cfg: Config
+  workdir: str
+  nets: Networks
+  placement: Placement
+  steps_per_call: int
+
+  @classmethod
+  def create(cls, cfg: Config, workdir: str, steps_per_call: int | None = None) -> "Stages":
+    nets = make_networks(cfg.image_size, cfg.channels, cfg.disc_input, cfg.disc_hidden)
+    return cls(cfg, workdir, nets, Placement.over_all_devices(cfg.batch_size),
+               steps_per_call or steps.default_steps_per_call())
+
+  @property
+  def keys(self) -> dict[str, jax.Array]:
+    root = jax.random.key(self.cfg.seed)
+    names = ("pretrain_init", "pretrain_data", "adapt_init", "adapt_data")
+    return dict(zip(names, jax.random.split(root, len(names))))
+
+  def checkpoints(self, stage: str) -> StageCheckpoints:
+    return StageCheckpoints(os.path.join(self.workdir, stage), self.cfg.keep_checkpoints)
+
+  def pretrain_tx(self):
+    c = self.cfg
+    return steps.pretrain_optimizer(c.pretrain_lr, c.pretrain_b1, c.pretrain_weight_decay)
+
+  def adapt_txs(self):
+    return (steps.adapt_optimizer(self.cfg.adapt_lr, self.cfg.adapt_b1),
+            steps.adapt_optimizer(self.cfg.adapt_lr, self.cfg.adapt_b1))
+
+  def initial_pretrain_state(self) -> Any:
+    return steps.init_pretrain(self.nets, self.pretrain_tx(), self.keys["pretrain_init"])
+
+  def initial_adapt_state(self, source_encoder: Any) -> Any:
+    tx_target, tx_disc = self.adapt_txs()
+    return steps.init_adapt(self.nets, tx_target, tx_disc, source_encoder,
+                            self.keys["adapt_init"])
+
+  def restore_final(self, stage: str, init_state: Any) -> Any:
+    """The finished stage's state; a UserError if the stage has not finished."""
+    total = self.cfg.pretrain_steps if stage == "pretrain" else self.cfg.adapt_steps
+    checkpoints = self.checkpoints(stage)
+    if checkpoints.latest_step() != total:
+      raise UserError(f"{stage} stage in {self.workdir} has not finished (checkpoint at step "
+                      f"{checkpoints.latest_step()}, need {total}); run experiments/run.py first")
+    return checkpoints.restore(total, abstract_like(init_state))[0]
+
+  def pretrain(self, data: PairData, log: Log) -> tuple[Any, float]:
+    cfg, tx = self.cfg, self.pretrain_tx()
+    checkpoints = self.checkpoints("pretrain")
+    state = self.placement.replicate(_restore_or(self.initial_pretrain_state(), checkpoints,
+                                                 log, "pretrain"))
+    source = self.placement.replicate(steps.DeviceData(*data.source_train))
+    call = steps.make_pretrain_call(self.nets, tx, cfg.batch_size, self.placement.shard_batch)
+    key = self.keys["pretrain_data"]
+    return _run_steps("pretrain", state, self._chain(lambda s, n: call(s, source, key, num_steps=n)),
+                      cfg.pretrain_steps, cfg, checkpoints, log)
+
+  def adapt(self, data: PairData, pretrained: Any, log: Log) -> tuple[Any, float]:
+    cfg = self.cfg
+    tx_target, tx_disc = self.adapt_txs()
+    checkpoints = self.checkpoints("adapt")
+    state = _restore_or(self.initial_adapt_state(pretrained["encoder"]), checkpoints, log,
+                        "adapt")
+    state = self.placement.replicate(state)
+    frozen = self.placement.replicate({"source_encoder": pretrained["encoder"],
+                                       "classifier": pretrained["classifier"]})
+    source = self.placement.replicate(steps.DeviceData(*data.source_train))
+    target = self.placement.replicate(steps.DeviceData(*data.target_train))
+    call = steps.make_adapt_call(self.nets, tx_target, tx_disc, cfg.adversarial_loss,
+                                 cfg.disc_input, cfg.batch_size, self.placement.shard_batch)
+    key = self.keys["adapt_data"]
+    return _run_steps("adapt", state,
+                      self._chain(lambda s, n: call(s, frozen, source, target, key, num_steps=n)),
+                      cfg.adapt_steps, cfg, checkpoints, log)
+
+  def _chain(self, call):
+    """A `run_chunk(state, n)` that advances n steps in calls of `steps_per_call`."""
+    return lambda state, n: steps.run_calls(call, state, n, self.steps_per_call)
+
+
+# ----------------------------------------------------------------------------- workdir
+
+
+def prepare_workdir(cfg: Config, workdir: str, fresh: bool) -> None:
+  """Claims `workdir` for `cfg`: refuses one that holds a run with a different config."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    if fresh:
+      for stage in ("pretrain", "adapt"):
+        shutil.rmtree(os.path.join(workdir, stage), ignore_errors=True)
+      for name in (CONFIG_FILE, SUMMARY_FILE):
+        if os.path.exists(os.path.join(workdir, name)):
+          os.remove(os.path.join(workdir, name))
+    if os.path.exists(path):
+      existing = _read_config(workdir)
+      if existing.result_fields() != cfg.result_fields():
+        diff = sorted(k for k, v in cfg.result_fields().items()
+                      if existing.result_fields().get(k) != v)
+        raise UserError(f"{workdir} holds a run with a different config ({', '.join(diff)}); "
+                        f"use another --workdir, or --fresh to delete that run")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+      json.dump(cfg.to_json(), f, indent=2)
+    os.replace(tmp, path)
+  except OSError as e:
+    raise UserError(f"cannot write to --workdir {workdir} ({e.strerror}); choose a writable "
+                    f"folder")
+
+
+def _read_config(workdir: str) -> Config:
+  path = os.path.join(workdir, CONFIG_FILE)
+  try:
+    with open(path) as f:
+      return Config.from_json(json.load(f))
+  except (OSError, ValueError, TypeError, KeyError) as e:
+    raise UserError(f"{path} is unreadable or not an adda_jax config ({e}); use another "
+                    f"--workdir, or --fresh to start over")
+
+
+# ----------------------------------------------------------------------------- entry points
+
+
+def run(cfg: Config, workdir: str, data: DataSource, *, fresh: bool = False,
+        log: Log = _print) -> dict[str, Any]:
+  """Pretrain, evaluate source only, adapt, evaluate ADDA; returns (and saves) the summary."""
+  cfg.validate()
+  stages = Stages.create(cfg, workdir)
+  prepare_workdir(cfg, workdir, fresh)
+  log(f"[data] {cfg.source} -> {cfg.target} ({data.source}); devices: {jax.devices()}")
+  t = time.perf_counter()
+  pair = load_pair(cfg, data)
+  log(f"[data] source train {len(pair.source_train[0])}, target train "
+      f"{len(pair.target_train[0])}, target {cfg.eval_split} {len(pair.target_eval[0])} "
+      f"images of {pair.source_train[0].shape[1:]} ({time.perf_counter() - t:.1f} s)")
+  predict = steps.make_predict(stages.nets)
+  summary: dict[str, Any] = {"pair": cfg.pair, "seed": cfg.seed, "eval_split": cfg.eval_split,
+                             "config": cfg.to_json()}
+
+  pretrained, summary["pretrain_seconds"] = stages.pretrain(pair, log)
+  summary["source_only_accuracy"] = accuracy(predict, pretrained["encoder"],
+                                             pretrained["classifier"], *pair.target_eval)
+  log(f"[eval] source only: {100 * summary['source_only_accuracy']:.2f}% on target "
+      f"{cfg.eval_split}")
+  if cfg.method == "adda":
+    adapted, summary["adapt_seconds"] = stages.adapt(pair, pretrained, log)
+    summary["adda_accuracy"] = accuracy(predict, adapted["target_encoder"],
+                                        pretrained["classifier"], *pair.target_eval)
+    log(f"[eval] ADDA: {100 * summary['adda_accuracy']:.2f}% on target {cfg.eval_split} "
+        f"(source only {100 * summary['source_only_accuracy']:.2f}%)")
+  log(f"[time] pretrain {summary['pretrain_seconds']:.1f} s"
+      + (f", adapt {summary['adapt_seconds']:.1f} s" if "adapt_seconds" in summary else ""))
+  with open(os.path.join(workdir, SUMMARY_FILE), "w") as f:
+    json.dump(summary, f, indent=2)
+  return summary
+
+
+def evaluate_workdir(workdir: str, data: DataSource, log: Log = _print) -> dict[str, float]:
+  """Restores a finished run's checkpoints and measures both models on the target eval split."""
+  if not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
+    raise UserError(f"{workdir} holds no run ({CONFIG_FILE} missing); pass the --workdir "
+                    f"of a run made by experiments/run.py")
+  cfg = _read_config(workdir)
+  stages = Stages.create(cfg, workdir)
+  pair = load_pair(cfg, data)
+  predict = steps.make_predict(stages.nets)
+  pretrained = stages.restore_final("pretrain", stages.initial_pretrain_state())
+  result = {"source_only_accuracy": accuracy(predict, pretrained["encoder"],
+                                             pretrained["classifier"], *pair.target_eval)}
+  log(f"[eval] source only: {100 * result['source_only_accuracy']:.2f}% on target "
+      f"{cfg.eval_split}")
+  if cfg.method == "adda":
+    adapted = stages.restore_final("adapt", stages.initial_adapt_state(pretrained["encoder"]))
+    result["adda_accuracy"] = accuracy(predict, adapted["target_encoder"],
+                                       pretrained["classifier"], *pair.target_eval)
+    log(f"[eval] ADDA: {100 * result['adda_accuracy']:.2f}% on target {cfg.eval_split}")
+  return result
