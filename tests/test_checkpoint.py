@@ -1,0 +1,54 @@
+"""Orbax save/restore round trip, pruning, and a clear error for a damaged checkpoint."""
+import os
+
+import chex
+import jax
+import pytest
+
+from adda_jax import steps
+from adda_jax.checkpoint import StageCheckpoints, abstract_like
+from adda_jax.errors import UserError
+from adda_jax.models import make_networks
+
+NETS = make_networks(28, 1, "features", (16,))
+
+
+def state(seed):
+  return steps.init_pretrain(NETS, steps.pretrain_optimizer(1e-3, 0.9, 0.0), jax.random.key(seed))
+
+
+def test_round_trip_equal(tmp_path):
+  ckpt = StageCheckpoints(str(tmp_path / "pretrain"), keep=2)
+  saved = state(0)
+  ckpt.save(5, saved, {"seed": 0})
+  restored, config = ckpt.restore(ckpt.latest_step(), abstract_like(state(1)))
+  chex.assert_trees_all_close(restored, saved)
+  assert config == {"seed": 0}
+
+
+def test_keeps_only_the_newest(tmp_path):
+  ckpt = StageCheckpoints(str(tmp_path / "s"), keep=2)
+  for step in (1, 2, 3):
+    ckpt.save(step, state(0), {})
+  assert ckpt.latest_step() == 3
+  assert sorted(int(d) for d in os.listdir(tmp_path / "s") if d.isdigit()) == [2, 3]
+
+
+def test_corrupted_checkpoint_gives_user_error(tmp_path):
+  ckpt = StageCheckpoints(str(tmp_path / "s"), keep=2)
+  ckpt.save(1, state(0), {})
+  for root, _, files in os.walk(tmp_path / "s" / "1" / "state"):
+    for name in files:
+      with open(os.path.join(root, name), "wb") as f:
+        f.write(b"garbage")
+  with pytest.raises(UserError, match="corrupt or does not match"):
+    StageCheckpoints(str(tmp_path / "s"), keep=2).restore(1, abstract_like(state(0)))
+
+
+def test_mismatched_model_gives_user_error(tmp_path):
+  ckpt = StageCheckpoints(str(tmp_path / "s"), keep=2)
+  ckpt.save(1, state(0), {})
+  other = steps.init_pretrain(make_networks(32, 3, "features", (16,)),
+                              steps.pretrain_optimizer(1e-3, 0.9, 0.0), jax.random.key(0))
+  with pytest.raises(UserError, match="corrupt or does not match"):
+    ckpt.restore(1, abstract_like(other))

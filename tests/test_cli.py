@@ -1,0 +1,47 @@
+"""Bad input gives one line on stderr and a non-zero exit, never a traceback."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_cli(*args, script="experiments/run.py"):
+  return subprocess.run([sys.executable, script, *args], cwd=ROOT, capture_output=True,
+                        text=True, timeout=120)
+
+
+def assert_one_line_error(result, pattern):
+  assert result.returncode == 2
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr[-2000:]
+  assert pattern in lines[0], lines[0]
+
+
+def test_unknown_pair_lists_valid_ones():
+  assert_one_line_error(run_cli("--pair", "mnist_svhn"),
+                        "unknown pair 'mnist_svhn'; choose one of svhn_mnist, mnist_usps")
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("--pretrain-steps", "0", "--pretrain-steps must be a positive integer"),
+    ("--batch-size", "-4", "--batch-size must be a positive integer"),
+    ("--adapt-lr", "0", "--adapt-lr must be a positive number"),
+    ("--adversarial-loss", "wgan", "unknown adversarial loss 'wgan'"),
+    ("--method", "dann", "unknown method 'dann'"),
+])
+def test_bad_values(flag, value, message):
+  assert_one_line_error(run_cli("--pair", "mnist_usps", flag, value), message)
+
+
+def test_missing_raw_files_are_named(tmp_path):
+  result = run_cli("--pair", "mnist_usps", "--data-source", "raw", "--raw-dir", str(tmp_path),
+                   "--workdir", str(tmp_path / "run"))
+  assert_one_line_error(result, "train-images-idx3-ubyte.gz")
+
+
+def test_evaluate_without_a_run(tmp_path):
+  assert_one_line_error(run_cli("--workdir", str(tmp_path), script="experiments/evaluate.py"),
+                        "holds no run")

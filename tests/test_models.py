@@ -1,0 +1,36 @@
+"""Module output shapes for the paper's and the colour input shapes."""
+import chex
+import jax
+import jax.numpy as jnp
+import pytest
+
+from adda_jax.models import make_networks
+
+
+@pytest.mark.parametrize("size,channels", [(28, 1), (32, 3)])
+@pytest.mark.parametrize("disc_input,disc_width", [("features", 500), ("logits", 10)])
+def test_shapes(size, channels, disc_input, disc_width):
+  nets = make_networks(size, channels, disc_input, (500, 500))
+  enc = nets.encoder.init(jax.random.key(0))
+  clf = nets.classifier.init(jax.random.key(1))
+  disc = nets.discriminator.init(jax.random.key(2))
+  features = nets.encoder.apply(enc, jnp.zeros((4, size, size, channels)))
+  chex.assert_shape(features, (4, 500))
+  chex.assert_shape(nets.classifier.apply(clf, features), (4, 10))
+  chex.assert_shape(nets.discriminator.apply(disc, jnp.zeros((4, disc_width))), (4,))
+  chex.assert_shape(disc["fc1"]["kernel"], (disc_width, 500))
+  chex.assert_shape(enc["fc"]["kernel"], (800 if size == 28 else 1250, 500))
+
+
+def test_features_are_relu_outputs():
+  nets = make_networks(28, 1, "features", (500, 500))
+  enc = nets.encoder.init(jax.random.key(0))
+  features = nets.encoder.apply(enc, jax.random.normal(jax.random.key(1), (8, 28, 28, 1)))
+  assert float(features.min()) >= 0.0 and float(features.max()) > 0.0
+
+
+def test_max_pool_matches_reduce_window():
+  from flax import linen
+  from adda_jax.ops import max_pool_2x2
+  x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
+  chex.assert_trees_all_close(max_pool_2x2(x), linen.max_pool(x, (2, 2), (2, 2)))

@@ -1,0 +1,78 @@
+"""End to end on generated data through the same code path as a real run."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from adda_jax import train
+from adda_jax.configs import get_config
+from adda_jax.data.loading import DataSource
+from adda_jax.errors import UserError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = dict(pretrain_steps=6, adapt_steps=4, batch_size=8, log_every=2, checkpoint_every=2,
+            source_subset=None, target_subset=None)
+
+
+def tiny(pair="mnist_usps", **changes):
+  return get_config(pair).replace(**{**TINY, **changes})
+
+
+def test_run_evaluate_and_resume(raw_dir, tmp_path):
+  data = DataSource("tfds", raw_dir, str(tmp_path / "tfds"))
+  workdir = str(tmp_path / "run")
+  lines = []
+  summary = train.run(tiny(), workdir, data, log=lines.append)
+  assert 0.0 <= summary["source_only_accuracy"] <= 1.0
+  assert 0.0 <= summary["adda_accuracy"] <= 1.0
+  assert sum("[pretrain] step" in l for l in lines) == 3
+  assert sorted(os.listdir(os.path.join(workdir, "pretrain"))) == ["4", "6"]
+  assert sorted(os.listdir(os.path.join(workdir, "adapt"))) == ["2", "4"]
+
+  evaluated = train.evaluate_workdir(workdir, data, log=lambda _: None)
+  assert evaluated["source_only_accuracy"] == summary["source_only_accuracy"]
+  assert evaluated["adda_accuracy"] == summary["adda_accuracy"]
+
+  again = []
+  rerun = train.run(tiny(), workdir, data, log=again.append)
+  assert not any("step" in l and ("[pretrain]" in l or "[adapt]" in l) for l in again
+                 if "resuming" not in l)
+  assert rerun["adda_accuracy"] == summary["adda_accuracy"]
+
+
+def test_workdir_with_other_config_is_refused(raw_dir, tmp_path):
+  data = DataSource("raw", raw_dir)
+  workdir = str(tmp_path / "run")
+  train.run(tiny(method="source_only"), workdir, data, log=lambda _: None)
+  before = sorted(os.listdir(os.path.join(workdir, "pretrain")))
+  with pytest.raises(UserError, match="different config .*seed"):
+    train.run(tiny(method="source_only", seed=1), workdir, data, log=lambda _: None)
+  assert sorted(os.listdir(os.path.join(workdir, "pretrain"))) == before
+  train.run(tiny(method="source_only", seed=1), workdir, data, fresh=True, log=lambda _: None)
+  with open(os.path.join(workdir, "config.json")) as f:
+    assert json.load(f)["seed"] == 1
+
+
+@pytest.mark.parametrize("pair,options", [("svhn_mnist", []), ("mnist_mnistm", ["--rgb32"])])
+def test_cli_run_then_evaluate(raw_dir, tmp_path, pair, options):
+  workdir, results = str(tmp_path / "run"), str(tmp_path / "results.csv")
+  common = ["--raw-dir", raw_dir, "--data-dir", str(tmp_path / "tfds")]
+  run = subprocess.run(
+      [sys.executable, "experiments/run.py", "--pair", pair, "--workdir", workdir,
+       "--pretrain-steps", "4", "--adapt-steps", "4", "--batch-size", "8", "--log-every", "2",
+       "--checkpoint-every", "2", "--results", results, *options, *common],
+      cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert run.returncode == 0, run.stderr[-2000:]
+  assert "[eval] ADDA:" in run.stdout and "[adapt] step      4/4" in run.stdout
+  with open(results) as f:
+    rows = f.read().splitlines()
+  assert rows[0].startswith("pair,method,seed,target_accuracy")
+  assert [r.split(",")[1] for r in rows[1:]] == ["source_only", "adda"]
+  evaluate = subprocess.run([sys.executable, "experiments/evaluate.py", "--workdir", workdir,
+                             *common], cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert evaluate.returncode == 0, evaluate.stderr[-2000:]
+  with open(os.path.join(workdir, "summary.json")) as f:
+    summary = json.load(f)
+  assert json.loads(evaluate.stdout.splitlines()[-1])["adda_accuracy"] == summary["adda_accuracy"]
