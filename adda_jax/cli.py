@@ -12,6 +12,13 @@ from adda_jax.data.loading import RAW_DIR_ENV, DataSource
 from adda_jax.errors import UserError
 
 
+class Parser(argparse.ArgumentParser):
+  """An ArgumentParser whose errors are one line (via UserError), like every other error."""
+
+  def error(self, message: str):
+    raise UserError(f"{message}; see --help")
+
+
 def add_data_flags(parser: argparse.ArgumentParser) -> None:
   group = parser.add_argument_group("data")
   group.add_argument("--data-source", choices=("tfds", "raw"), default="tfds",
@@ -37,6 +44,9 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                       help="run folder for checkpoints and summary (default runs/PAIR/seedN)")
   parser.add_argument("--fresh", action="store_true",
                       help="delete the run in --workdir and start over")
+  parser.add_argument("--distributed", action="store_true",
+                      help="multi-host: call jax.distributed.initialize() first (cluster "
+                           "settings from the environment, e.g. on a TPU pod); untested here")
   parser.add_argument("--results", default=None, metavar="CSV",
                       help="append this run's rows to a results CSV (e.g. results/digits.csv)")
   group = parser.add_argument_group("overrides of the pair's preset (see adda_jax/config.py)")

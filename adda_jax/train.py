@@ -47,11 +47,17 @@ class Placement:
 
   @classmethod
   def over_all_devices(cls, batch_size: int) -> "Placement":
-    count = jax.device_count()
+    return cls.over(jax.devices(), batch_size)
+
+  @classmethod
+  def over(cls, devices: list, batch_size: int) -> "Placement":
+    count = len(devices)
     if batch_size % count:
       raise UserError(f"--batch-size {batch_size} is not divisible by the {count} devices; "
                       f"use a multiple of {count}")
-    return cls(jax.make_mesh((count,), ("data",), axis_types=(jax.sharding.AxisType.Auto,)))
+    mesh = jax.sharding.Mesh(np.asarray(devices), ("data",),
+                             axis_types=(jax.sharding.AxisType.Auto,))
+    return cls(mesh)
 
   def replicate(self, tree: Any) -> Any:
     return jax.device_put(tree, NamedSharding(self.mesh, P()))
@@ -64,8 +70,32 @@ class Placement:
 # ----------------------------------------------------------------------------- stages
 
 
+class CollapseWatch:
+  """Reports a discriminator pinned near accuracy 1.0 (D wins: M_t's gradient vanishes) or
+  near 0.5 (D learns nothing) for `window` consecutive logging intervals."""
+
+  def __init__(self, log: Log, window: int = 4, tolerance: float = 0.01):
+    self.log, self.window, self.tolerance = log, window, tolerance
+    self.events: list[dict[str, Any]] = []
+    self._state, self._run = None, 0
+
+  def __call__(self, step: int, metrics: dict[str, float]) -> None:
+    accuracy = float(metrics["disc_accuracy"])
+    state = ("won" if accuracy >= 1.0 - self.tolerance else
+             "at chance" if abs(accuracy - 0.5) <= 2 * self.tolerance else None)
+    self._run = self._run + 1 if state is not None and state == self._state else int(
+        state is not None)
+    self._state = state
+    if self._run == self.window:
+      self.events.append({"step": step, "kind": state, "disc_accuracy": accuracy})
+      self.log(f"[adapt] warning: discriminator collapse: accuracy {state} ({accuracy:.3f}) "
+               f"for {self.window} logging intervals up to step {step}")
+
+
 def _run_steps(stage: str, state: Any, run_chunk: Callable[[Any, int], tuple[Any, Any]],
-               total: int, cfg: Config, checkpoints: StageCheckpoints, log: Log) -> tuple[Any, float]:
+               total: int, cfg: Config, checkpoints: StageCheckpoints, log: Log,
+               on_log: Callable[[int, dict], None] = lambda step, metrics: None
+               ) -> tuple[Any, float]:
   """Runs `run_chunk` up to `total` steps, stopping at every log and checkpoint boundary.
 
   Metrics are read back only at those boundaries. A non-finite loss stops the stage before
@@ -94,6 +124,7 @@ def _run_steps(stage: str, state: Any, run_chunk: Callable[[Any, int], tuple[Any
       rate = window_steps / (time.perf_counter() - window_start)
       shown = "  ".join(f"{k} {float(v):.4f}" for k, v in metrics.items())
       log(f"[{stage}] step {step:>6}/{total}  {shown}  ({rate:.1f} steps/s)")
+      on_log(step, metrics)
       window_start, window_steps = time.perf_counter(), 0
     if step % cfg.checkpoint_every == 0 or step == total:
       checkpoints.save(step, state, cfg.to_json())
@@ -184,7 +215,8 @@ class Stages:
     return _run_steps("pretrain", state, self._chain(lambda s, n: call(s, source, key, num_steps=n)),
                       cfg.pretrain_steps, cfg, checkpoints, log)
 
-  def adapt(self, data: PairData, pretrained: Any, log: Log) -> tuple[Any, float]:
+  def adapt(self, data: PairData, pretrained: Any, log: Log,
+            watch: CollapseWatch) -> tuple[Any, float]:
     cfg = self.cfg
     tx_target, tx_disc = self.adapt_txs()
     checkpoints = self.checkpoints("adapt")
@@ -200,7 +232,7 @@ class Stages:
     key = self.keys["adapt_data"]
     return _run_steps("adapt", state,
                       self._chain(lambda s, n: call(s, frozen, source, target, key, num_steps=n)),
-                      cfg.adapt_steps, cfg, checkpoints, log)
+                      cfg.adapt_steps, cfg, checkpoints, log, on_log=watch)
 
   def _chain(self, call):
     """A `run_chunk(state, n)` that advances n steps in calls of `steps_per_call`."""
@@ -272,13 +304,17 @@ def run(cfg: Config, workdir: str, data: DataSource, *, fresh: bool = False,
   log(f"[eval] source only: {100 * summary['source_only_accuracy']:.2f}% on target "
       f"{cfg.eval_split}")
   if cfg.method == "adda":
-    adapted, summary["adapt_seconds"] = stages.adapt(pair, pretrained, log)
+    watch = CollapseWatch(log)
+    adapted, summary["adapt_seconds"] = stages.adapt(pair, pretrained, log, watch)
+    summary["discriminator_collapse"] = watch.events
     summary["adda_accuracy"] = accuracy(predict, adapted["target_encoder"],
                                         pretrained["classifier"], *pair.target_eval)
     log(f"[eval] ADDA: {100 * summary['adda_accuracy']:.2f}% on target {cfg.eval_split} "
         f"(source only {100 * summary['source_only_accuracy']:.2f}%)")
   log(f"[time] pretrain {summary['pretrain_seconds']:.1f} s"
       + (f", adapt {summary['adapt_seconds']:.1f} s" if "adapt_seconds" in summary else ""))
+  if summary.get("discriminator_collapse"):
+    log(f"[summary] discriminator collapse reported: {summary['discriminator_collapse']}")
   with open(os.path.join(workdir, SUMMARY_FILE), "w") as f:
     json.dump(summary, f, indent=2)
   return summary

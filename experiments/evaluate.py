@@ -14,8 +14,8 @@ from adda_jax import cli, train  # noqa: E402
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = cli.Parser(description=__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--workdir", required=True, help="folder of a run made by run.py")
   cli.add_data_flags(parser)
   args = parser.parse_args()

@@ -14,10 +14,13 @@ from adda_jax import cli, results, train  # noqa: E402
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = cli.Parser(description=__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
   cli.add_run_flags(parser)
   args = parser.parse_args()
+  if args.distributed:
+    import jax
+    jax.distributed.initialize()
   cfg = cli.config_from_args(args)
   workdir = args.workdir or cli.default_workdir(cfg)
   summary = train.run(cfg, workdir, cli.data_source(args), fresh=args.fresh)

@@ -1,0 +1,177 @@
+"""Times ADDA's training steps at the paper's shapes, beside the PyTorch eager reference.
+
+python experiments/benchmark.py [--batch 128] [--size 28] [--channels 1] [--baseline]
+                                [--torch-reference ../shared/bench/torch_adda_reference.py]
+
+Reports the median ms/step over repeated blocks for pretraining (M_s + C), adaptation
+(a D step and an M_t step) and evaluation (forward + argmax), images/s, compile time, peak host
+memory and (where the backend reports it) device memory. It uses random arrays, so it needs
+neither TFDS nor any data. `--baseline` times the plain formulation (XLA's own convolution
+gradients, one jitted step per call) for a before/after comparison in the same invocation.
+When PyTorch is importable the reference script runs in the same invocation, and the ratio
+ours/torch is printed. The last line is one JSON object.
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from adda_jax import ops, steps  # noqa: E402
+from adda_jax.models import make_networks  # noqa: E402
+from adda_jax.train import Placement  # noqa: E402
+
+DEFAULT_REFERENCE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "bench",
+                                 "torch_adda_reference.py")
+
+
+def timed(run_block, blocks: int, steps_per_block: int) -> float:
+  """Median ms per step over `blocks` blocks, after one warm-up block."""
+  jax.block_until_ready(run_block())
+  times = []
+  for _ in range(blocks):
+    start = time.perf_counter()
+    jax.block_until_ready(run_block())
+    times.append((time.perf_counter() - start) / steps_per_block * 1e3)
+  return statistics.median(times)
+
+
+def measure(batch: int, size: int, channels: int, blocks: int, block_steps: int,
+            steps_per_call: int) -> dict:
+  nets = make_networks(size, channels, "features", (500, 500))
+  placement = Placement.over_all_devices(batch)
+  rng = np.random.default_rng(0)
+  n = 4096
+  source = placement.replicate(steps.DeviceData(
+      jnp.asarray(rng.random((n, size, size, channels), np.float32)),
+      jnp.asarray(rng.integers(0, 10, n).astype(np.int32))))
+  target = placement.replicate(steps.DeviceData(
+      jnp.asarray(rng.random((n, size, size, channels), np.float32)),
+      jnp.asarray(np.zeros(n, np.int32))))
+  key = jax.random.key(0)
+  out = {}
+
+  tx = steps.pretrain_optimizer(1e-3, 0.9, 2.5e-5)
+  call = steps.make_pretrain_call(nets, tx, batch, placement.shard_batch)
+  holder = {"state": placement.replicate(steps.init_pretrain(nets, tx, key))}
+  start = time.perf_counter()
+  jax.block_until_ready(call.lower(holder["state"], source, key, num_steps=steps_per_call)
+                        .compile())
+  out["pretrain_compile_s"] = time.perf_counter() - start
+
+  def pretrain_block():
+    holder["state"], metrics = steps.run_calls(
+        lambda s, k: call(s, source, key, num_steps=k), holder["state"], block_steps,
+        steps_per_call)
+    return metrics
+
+  out["pretrain_ms"] = timed(pretrain_block, blocks, block_steps)
+
+  tx_t, tx_d = steps.adapt_optimizer(2e-4, 0.5), steps.adapt_optimizer(2e-4, 0.5)
+  pretrained = holder["state"]
+  frozen = {"source_encoder": pretrained["encoder"], "classifier": pretrained["classifier"]}
+  adapt_call = steps.make_adapt_call(nets, tx_t, tx_d, "gan", "features", batch,
+                                     placement.shard_batch)
+  holder["adapt"] = placement.replicate(
+      steps.init_adapt(nets, tx_t, tx_d, pretrained["encoder"], key))
+
+  def adapt_block():
+    holder["adapt"], metrics = steps.run_calls(
+        lambda s, k: adapt_call(s, frozen, source, target, key, num_steps=k), holder["adapt"],
+        block_steps, steps_per_call)
+    return metrics
+
+  out["adapt_ms"] = timed(adapt_block, blocks, block_steps)
+
+  predict = steps.make_predict(nets)
+  images = target.images[:batch]
+
+  def eval_block():
+    return [predict(frozen["source_encoder"], frozen["classifier"], images)
+            for _ in range(block_steps)]
+
+  out["eval_ms"] = timed(eval_block, blocks, block_steps)
+  out["pretrain_images_per_s"] = batch / out["pretrain_ms"] * 1e3
+  out["adapt_images_per_s"] = 2 * batch / out["adapt_ms"] * 1e3
+  return out
+
+
+def torch_reference(path: str, batch: int, size: int, channels: int) -> dict | None:
+  try:
+    import torch  # noqa: F401
+  except ImportError:
+    print("[torch] PyTorch not installed: reference skipped (pip install torch==2.13.0)")
+    return None
+  if not os.path.exists(path):
+    print(f"[torch] reference script {path} not found: skipped")
+    return None
+  result = subprocess.run([sys.executable, path, "--batch", str(batch), "--size", str(size),
+                           "--channels", str(channels)], capture_output=True, text=True,
+                          check=True)
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--batch", type=int, default=128)
+  parser.add_argument("--size", type=int, default=28)
+  parser.add_argument("--channels", type=int, default=1)
+  parser.add_argument("--blocks", type=int, default=5)
+  parser.add_argument("--block-steps", type=int, default=40)
+  parser.add_argument("--steps-per-call", type=int, default=None,
+                      help="training steps per dispatch (default: 1 on CPU, 10 elsewhere)")
+  parser.add_argument("--baseline", action="store_true",
+                      help="also time the plain formulation (XLA conv gradients, 1 step/call)")
+  parser.add_argument("--torch-reference", default=DEFAULT_REFERENCE)
+  parser.add_argument("--no-torch", action="store_true")
+  args = parser.parse_args()
+
+  print(f"[bench] jax {jax.__version__} on {jax.devices()}, batch {args.batch}, "
+        f"{args.size}x{args.size}x{args.channels}", flush=True)
+  summary = {"backend": jax.default_backend(), "devices": jax.device_count(),
+             "jax": jax.__version__, "batch": args.batch, "size": args.size,
+             "channels": args.channels}
+  per_call = args.steps_per_call or steps.default_steps_per_call()
+  if args.baseline:
+    saved = ops.PATCH_GRAD_MAX_CHANNELS
+    ops.PATCH_GRAD_MAX_CHANNELS = 0
+    base = measure(args.batch, args.size, args.channels, args.blocks, args.block_steps, 1)
+    ops.PATCH_GRAD_MAX_CHANNELS = saved
+    summary.update({f"baseline_{k}": v for k, v in base.items()})
+    print(f"[baseline] pretrain {base['pretrain_ms']:.2f} ms  adapt {base['adapt_ms']:.2f} ms  "
+          f"eval {base['eval_ms']:.2f} ms", flush=True)
+  ours = measure(args.batch, args.size, args.channels, args.blocks, args.block_steps, per_call)
+  summary.update(ours, steps_per_call=per_call)
+  print(f"[ours] pretrain {ours['pretrain_ms']:.2f} ms  adapt {ours['adapt_ms']:.2f} ms  "
+        f"eval {ours['eval_ms']:.2f} ms  ({ours['pretrain_images_per_s']:.0f} img/s pretrain, "
+        f"compile {ours['pretrain_compile_s']:.1f} s)", flush=True)
+  summary["peak_host_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  stats = jax.devices()[0].memory_stats() or {}
+  if "peak_bytes_in_use" in stats:
+    summary["peak_device_mb"] = stats["peak_bytes_in_use"] / 2**20
+  if not args.no_torch:
+    ref = torch_reference(args.torch_reference, args.batch, args.size, args.channels)
+    if ref:
+      for name in ("pretrain", "adapt", "eval"):
+        summary[f"torch_{name}_ms"] = ref[f"{name}_ms"]
+        summary[f"ratio_{name}"] = summary[f"{name}_ms"] / ref[f"{name}_ms"]
+      summary["torch"] = ref["torch"]
+      print(f"[torch {ref['torch']}] pretrain {ref['pretrain_ms']:.2f} ms  adapt "
+            f"{ref['adapt_ms']:.2f} ms  eval {ref['eval_ms']:.2f} ms  -> ours/torch "
+            f"{summary['ratio_pretrain']:.2f} / {summary['ratio_adapt']:.2f} / "
+            f"{summary['ratio_eval']:.2f}", flush=True)
+  print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in summary.items()}))
+
+
+if __name__ == "__main__":
+  main()
