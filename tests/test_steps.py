@@ -96,3 +96,16 @@ def test_unrolled_calls_equal_single_calls():
   assert int(a["step"]) == int(b["step"]) == 6
   chex.assert_trees_all_close(a, b, atol=1e-5)
   chex.assert_trees_all_close(ma, mb, atol=1e-5)
+
+
+def test_no_recompiles_after_the_first_call():
+  tx = steps.pretrain_optimizer(1e-3, 0.9, 2.5e-5)
+  images, labels = toy_batch(8, 64)
+  data = steps.DeviceData(images, labels)
+  call = steps.make_pretrain_call(NETS, tx, 16)
+  key = jax.random.key(0)
+  state = steps.init_pretrain(NETS, tx, jax.random.key(0))
+  for _ in range(3):
+    state, _ = steps.run_calls(lambda s, n: call(s, data, key, num_steps=n), state, 4, 2)
+  assert int(state["step"]) == 12
+  assert call._cache_size() == 1
