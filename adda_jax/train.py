@@ -242,9 +242,19 @@ class Stages:
 # ----------------------------------------------------------------------------- workdir
 
 
-def prepare_workdir(cfg: Config, workdir: str, fresh: bool) -> None:
-  """Claims `workdir` for `cfg`: refuses one that holds a run with a different config."""
-  path = os.path.join(workdir, CONFIG_FILE)
+def check_workdir(cfg: Config, workdir: str, fresh: bool) -> None:
+  """Refuses a `workdir` holding a run with a different config (unless `fresh`); writes nothing."""
+  if fresh or not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
+    return
+  existing = _read_config(workdir).result_fields()
+  diff = sorted(k for k, v in cfg.result_fields().items() if existing.get(k) != v)
+  if diff:
+    raise UserError(f"{workdir} holds a run with a different config ({', '.join(diff)}); "
+                    f"use another --workdir, or --fresh to delete that run")
+
+
+def claim_workdir(cfg: Config, workdir: str, fresh: bool) -> None:
+  """Writes `cfg` into `workdir`, first deleting the run there if `fresh`."""
   try:
     os.makedirs(workdir, exist_ok=True)
     if fresh:
@@ -253,17 +263,10 @@ def prepare_workdir(cfg: Config, workdir: str, fresh: bool) -> None:
       for name in (CONFIG_FILE, SUMMARY_FILE):
         if os.path.exists(os.path.join(workdir, name)):
           os.remove(os.path.join(workdir, name))
-    if os.path.exists(path):
-      existing = _read_config(workdir)
-      if existing.result_fields() != cfg.result_fields():
-        diff = sorted(k for k, v in cfg.result_fields().items()
-                      if existing.result_fields().get(k) != v)
-        raise UserError(f"{workdir} holds a run with a different config ({', '.join(diff)}); "
-                        f"use another --workdir, or --fresh to delete that run")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    path = os.path.join(workdir, CONFIG_FILE)
+    with open(path + ".tmp", "w") as f:
       json.dump(cfg.to_json(), f, indent=2)
-    os.replace(tmp, path)
+    os.replace(path + ".tmp", path)
   except OSError as e:
     raise UserError(f"cannot write to --workdir {workdir} ({e.strerror}); choose a writable "
                     f"folder")
@@ -287,10 +290,11 @@ def run(cfg: Config, workdir: str, data: DataSource, *, fresh: bool = False,
   """Pretrain, evaluate source only, adapt, evaluate ADDA; returns (and saves) the summary."""
   cfg.validate()
   stages = Stages.create(cfg, workdir)
-  prepare_workdir(cfg, workdir, fresh)
+  check_workdir(cfg, workdir, fresh)
   log(f"[data] {cfg.source} -> {cfg.target} ({data.source}); devices: {jax.devices()}")
   t = time.perf_counter()
-  pair = load_pair(cfg, data)
+  pair = load_pair(cfg, data)  # Before touching the workdir: bad data leaves it as it was.
+  claim_workdir(cfg, workdir, fresh)
   log(f"[data] source train {len(pair.source_train[0])}, target train "
       f"{len(pair.target_train[0])}, target {cfg.eval_split} {len(pair.target_eval[0])} "
       f"images of {pair.source_train[0].shape[1:]} ({time.perf_counter() - t:.1f} s)")

@@ -36,10 +36,17 @@ def test_bad_values(flag, value, message):
   assert_one_line_error(run_cli("--pair", "mnist_usps", flag, value), message)
 
 
-def test_missing_raw_files_are_named(tmp_path):
+def test_missing_raw_files_are_named_and_nothing_is_written(tmp_path):
   result = run_cli("--pair", "mnist_usps", "--data-source", "raw", "--raw-dir", str(tmp_path),
                    "--workdir", str(tmp_path / "run"))
   assert_one_line_error(result, "train-images-idx3-ubyte.gz")
+  assert not (tmp_path / "run").exists()
+
+
+def test_bad_flag_writes_nothing(tmp_path):
+  assert_one_line_error(run_cli("--pair", "usps_mnist", "--adapt-steps", "-1", "--workdir",
+                                str(tmp_path / "run")), "--adapt-steps")
+  assert not (tmp_path / "run").exists()
 
 
 def test_evaluate_without_a_run(tmp_path):

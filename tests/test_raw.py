@@ -93,3 +93,12 @@ def test_corrupt_tar_is_rejected(tmp_path):
   (tmp_path / "mnist_m.tar.gz").write_bytes(b"\x1f\x8b\x08 definitely not a tarball")
   with pytest.raises(UserError, match="mnist_m.tar.gz"):
     raw.read_mnist_m(str(tmp_path))
+
+
+def test_mat_with_wrong_shape_is_rejected(tmp_path):
+  import scipy.io
+  for split in ("train", "test"):
+    scipy.io.savemat(tmp_path / f"{split}_32x32.mat",
+                     {"X": np.zeros((28, 28, 1, 5), np.uint8), "y": np.ones((5, 1))})
+  with pytest.raises(UserError, match=r"expected \[32, 32, 3, N\]"):
+    raw.read_svhn(str(tmp_path))

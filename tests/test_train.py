@@ -47,9 +47,13 @@ def test_workdir_with_other_config_is_refused(raw_dir, tmp_path):
   workdir = str(tmp_path / "run")
   train.run(tiny(method="source_only"), workdir, data, log=lambda _: None)
   before = sorted(os.listdir(os.path.join(workdir, "pretrain")))
+  with open(os.path.join(workdir, "config.json")) as f:
+    config_before = f.read()
   with pytest.raises(UserError, match="different config .*seed"):
     train.run(tiny(method="source_only", seed=1), workdir, data, log=lambda _: None)
   assert sorted(os.listdir(os.path.join(workdir, "pretrain"))) == before
+  with open(os.path.join(workdir, "config.json")) as f:
+    assert f.read() == config_before
   train.run(tiny(method="source_only", seed=1), workdir, data, fresh=True, log=lambda _: None)
   with open(os.path.join(workdir, "config.json")) as f:
     assert json.load(f)["seed"] == 1
