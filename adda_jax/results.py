@@ -12,6 +12,7 @@ COLUMNS = ("pair", "method", "seed", "target_accuracy", "eval_split", "pretrain_
 
 
 def git_commit() -> str:
+  """The checked-out commit (recorded when a run starts: the code that produced its rows)."""
   try:
     return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                           text=True, check=True,
@@ -25,7 +26,7 @@ def rows_for(summary: dict[str, Any], command: str) -> list[dict[str, Any]]:
   common = {k: cfg[k] for k in ("pair", "seed", "eval_split", "pretrain_steps", "adapt_steps",
                                 "batch_size", "source_subset", "target_subset", "disc_input",
                                 "adversarial_loss", "image_size", "channels")}
-  common.update(commit=git_commit(), command=command)
+  common.update(commit=summary["commit"], command=command)
   rows = [dict(common, method="source_only", target_accuracy=summary["source_only_accuracy"],
                wall_seconds=round(summary["pretrain_seconds"], 1), adapt_steps=0)]
   if "adda_accuracy" in summary:

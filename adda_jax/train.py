@@ -26,6 +26,7 @@ from adda_jax.data.loading import DataSource
 from adda_jax.data.pairs import PairData, load_pair
 from adda_jax.errors import UserError
 from adda_jax.models import Networks, make_networks
+from adda_jax.results import git_commit
 
 Log = Callable[[str], None]
 CONFIG_FILE = "config.json"
@@ -300,7 +301,7 @@ def run(cfg: Config, workdir: str, data: DataSource, *, fresh: bool = False,
       f"images of {pair.source_train[0].shape[1:]} ({time.perf_counter() - t:.1f} s)")
   predict = steps.make_predict(stages.nets)
   summary: dict[str, Any] = {"pair": cfg.pair, "seed": cfg.seed, "eval_split": cfg.eval_split,
-                             "config": cfg.to_json()}
+                             "commit": git_commit(), "config": cfg.to_json()}
 
   pretrained, summary["pretrain_seconds"] = stages.pretrain(pair, log)
   summary["source_only_accuracy"] = accuracy(predict, pretrained["encoder"],
