@@ -325,12 +325,16 @@ def run(cfg: Config, workdir: str, data: DataSource, *, fresh: bool = False,
   return summary
 
 
-def evaluate_workdir(workdir: str, data: DataSource, log: Log = _print) -> dict[str, float]:
-  """Restores a finished run's checkpoints and measures both models on the target eval split."""
+def evaluate_workdir(workdir: str, data: DataSource, eval_split: str | None = None,
+                     log: Log = _print) -> dict[str, float]:
+  """Restores a finished run's checkpoints and measures both models on the target eval split
+  (the run's own, or `eval_split` to compare the test/train protocols on the same models)."""
   if not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
     raise UserError(f"{workdir} holds no run ({CONFIG_FILE} missing); pass the --workdir "
                     f"of a run made by experiments/run.py")
   cfg = _read_config(workdir)
+  if eval_split is not None:
+    cfg = cfg.replace(eval_split=eval_split).validate()
   stages = Stages.create(cfg, workdir)
   pair = load_pair(cfg, data)
   predict = steps.make_predict(stages.nets)

@@ -10,16 +10,28 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from adda_jax import cli, train  # noqa: E402
+from adda_jax import cli, results, train  # noqa: E402
 
 
 def main() -> None:
   parser = cli.Parser(description=__doc__,
                       formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--workdir", required=True, help="folder of a run made by run.py")
+  parser.add_argument("--eval-split", choices=("test", "train"), default=None,
+                      help="evaluate on this target split instead of the run's own")
+  parser.add_argument("--results", default=None, metavar="CSV",
+                      help="append the rows (the run's own, re-measured) to a results CSV")
   cli.add_data_flags(parser)
   args = parser.parse_args()
-  print(json.dumps(train.evaluate_workdir(args.workdir, cli.data_source(args))))
+  measured = train.evaluate_workdir(args.workdir, cli.data_source(args), args.eval_split)
+  print(json.dumps(measured))
+  if args.results:
+    with open(os.path.join(args.workdir, train.SUMMARY_FILE)) as f:
+      summary = json.load(f)
+    summary.update(measured)
+    summary["config"]["eval_split"] = args.eval_split or summary["config"]["eval_split"]
+    results.append_run(args.results, summary, command=" ".join(sys.argv))
+    print(f"[results] appended to {args.results}")
 
 
 if __name__ == "__main__":

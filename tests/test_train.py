@@ -34,6 +34,8 @@ def test_run_evaluate_and_resume(raw_dir, tmp_path):
   evaluated = train.evaluate_workdir(workdir, data, log=lambda _: None)
   assert evaluated["source_only_accuracy"] == summary["source_only_accuracy"]
   assert evaluated["adda_accuracy"] == summary["adda_accuracy"]
+  on_train = train.evaluate_workdir(workdir, data, "train", log=lambda _: None)
+  assert 0.0 <= on_train["adda_accuracy"] <= 1.0
 
   again = []
   rerun = train.run(tiny(), workdir, data, log=again.append)
@@ -75,8 +77,16 @@ def test_cli_run_then_evaluate(raw_dir, tmp_path, pair, options):
   assert rows[0].startswith("pair,method,seed,target_accuracy")
   assert [r.split(",")[1] for r in rows[1:]] == ["source_only", "adda"]
   evaluate = subprocess.run([sys.executable, "experiments/evaluate.py", "--workdir", workdir,
-                             *common], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                             "--results", results, *common], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
   assert evaluate.returncode == 0, evaluate.stderr[-2000:]
   with open(os.path.join(workdir, "summary.json")) as f:
     summary = json.load(f)
-  assert json.loads(evaluate.stdout.splitlines()[-1])["adda_accuracy"] == summary["adda_accuracy"]
+  assert json.loads(evaluate.stdout.splitlines()[-2])["adda_accuracy"] == summary["adda_accuracy"]
+  on_train = subprocess.run([sys.executable, "experiments/evaluate.py", "--workdir", workdir,
+                             "--eval-split", "train", "--results", results, *common], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+  assert on_train.returncode == 0, on_train.stderr[-2000:]
+  with open(results) as f:
+    rows = f.read().splitlines()
+  assert [r.split(",")[4] for r in rows[1:]] == ["test"] * 4 + ["train"] * 2
