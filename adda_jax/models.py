@@ -27,7 +27,7 @@ NUM_CLASSES = 10
 
 
 class Conv2d(nnx.Module):
-  """A VALID 2-D convolution whose lowering `ops.conv2d` picks for the backend."""
+  """A VALID 2-D convolution (HWIO kernel, NHWC activations) through `ops.conv2d`."""
 
   def __init__(self, in_channels: int, out_channels: int, kernel: int, *, rngs: nnx.Rngs):
     init = nnx.initializers.lecun_normal()
