@@ -15,7 +15,6 @@ import time
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
@@ -213,8 +212,8 @@ class Stages:
     source = self.placement.replicate(steps.DeviceData(*data.source_train))
     call = steps.make_pretrain_call(self.nets, tx, cfg.batch_size, self.placement.shard_batch)
     key = self.keys["pretrain_data"]
-    return _run_steps("pretrain", state, self._chain(lambda s, n: call(s, source, key, num_steps=n)),
-                      cfg.pretrain_steps, cfg, checkpoints, log)
+    run_chunk = self._chain(lambda s, n: call(s, source, key, num_steps=n))
+    return _run_steps("pretrain", state, run_chunk, cfg.pretrain_steps, cfg, checkpoints, log)
 
   def adapt(self, data: PairData, pretrained: Any, log: Log,
             watch: CollapseWatch) -> tuple[Any, float]:
@@ -231,9 +230,9 @@ class Stages:
     call = steps.make_adapt_call(self.nets, tx_target, tx_disc, cfg.adversarial_loss,
                                  cfg.disc_input, cfg.batch_size, self.placement.shard_batch)
     key = self.keys["adapt_data"]
-    return _run_steps("adapt", state,
-                      self._chain(lambda s, n: call(s, frozen, source, target, key, num_steps=n)),
-                      cfg.adapt_steps, cfg, checkpoints, log, on_log=watch)
+    run_chunk = self._chain(lambda s, n: call(s, frozen, source, target, key, num_steps=n))
+    return _run_steps("adapt", state, run_chunk, cfg.adapt_steps, cfg, checkpoints, log,
+                      on_log=watch)
 
   def _chain(self, call):
     """A `run_chunk(state, n)` that advances n steps in calls of `steps_per_call`."""

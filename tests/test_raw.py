@@ -1,6 +1,5 @@
 """Raw-format readers on generated IDX / h5 / ESL / mat / tar.gz files, and their errors."""
 import gzip
-import os
 
 import chex
 import numpy as np

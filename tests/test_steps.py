@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adda_jax import losses, steps
+from adda_jax import steps
 from adda_jax.models import make_networks
 from tests import conftest
 
