@@ -33,7 +33,7 @@ def load(paths):
 def group(rows):
   groups = collections.defaultdict(list)
   for row in rows:
-    protocol = tuple(row[k] for k in PROTOCOL if k != "adapt_steps" or row["method"] != "source_only")
+    protocol = tuple(row[k] for k in PROTOCOL)
     groups[(row["pair"], row["method"], protocol)].append(row)
   return groups
 
@@ -58,7 +58,8 @@ def table(groups) -> str:
 
 def plot(groups, path):
   keys = sorted(groups)
-  labels = [f"{p}\n{m}" for p, m, _ in keys]
+  split = PROTOCOL.index("eval_split")
+  labels = [f"{p}\n{m}\n(eval {proto[split]})" for p, m, proto in keys]
   means = [statistics.mean(100 * float(r["target_accuracy"]) for r in groups[k]) for k in keys]
   stds = [statistics.stdev([100 * float(r["target_accuracy"]) for r in groups[k]])
           if len(groups[k]) > 1 else 0.0 for k in keys]
@@ -69,7 +70,7 @@ def plot(groups, path):
     if (pair, method) in PAPER:
       ax.plot([i - 0.4, i + 0.4], [PAPER[(pair, method)]] * 2, "r--", lw=1.5)
   ax.set_xticks(range(len(keys)), labels, fontsize=8)
-  ax.set_ylabel("target test accuracy (%)")
+  ax.set_ylabel("target accuracy (%)")
   ax.set_ylim(0, 100)
   ax.set_title("adda_jax: mean ± std over seeds (red dashes: published)")
   fig.tight_layout()
