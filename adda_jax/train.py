@@ -117,9 +117,11 @@ def _run_steps(stage: str, state: Any, run_chunk: Callable[[Any, int], tuple[Any
     bad = {k: float(v) for k, v in metrics.items() if not math.isfinite(float(v))}
     if bad:
       name, value = next(iter(bad.items()))
-      raise UserError(f"{stage} stage: {name} became {value} by step {step}; stopped, the last "
-                      f"good checkpoint is kept in {checkpoints.directory} (lower the learning "
-                      f"rate and rerun with --fresh)")
+      last = checkpoints.latest_step()
+      kept = (f"the last good checkpoint (step {last}) is kept in {checkpoints.directory}"
+              if last is not None else "no checkpoint had been saved yet")
+      raise UserError(f"{stage} stage: {name} became {value} by step {step}; stopped, {kept} "
+                      f"(lower the learning rate and rerun with --fresh)")
     if step % cfg.log_every == 0 or step == total:
       rate = window_steps / (time.perf_counter() - window_start)
       shown = "  ".join(f"{k} {float(v):.4f}" for k, v in metrics.items())
