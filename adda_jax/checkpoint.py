@@ -7,7 +7,9 @@ steps but always keeps the newest.
 """
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 from typing import Any
 
 import jax
@@ -37,9 +39,13 @@ class StageCheckpoints:
       self._manager.save(step, args=ocp.args.Composite(
           state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config)), force=True)
       self._manager.wait_until_finished()
-    except OSError as e:
-      raise UserError(f"could not save the checkpoint at step {step} in {self.directory} ({e}); "
-                      f"free disk space and rerun: training resumes from the last checkpoint")
+    except (OSError, ValueError) as e:  # tensorstore reports a full disk as ValueError.
+      for partial in glob.glob(os.path.join(self.directory, f"{step}.orbax-checkpoint-tmp*")):
+        shutil.rmtree(partial, ignore_errors=True)
+      reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+      raise UserError(f"could not save the checkpoint at step {step} in {self.directory} "
+                      f"({reason}); free disk space and rerun the same command: training "
+                      f"resumes from the last complete checkpoint") from e
 
   def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict[str, Any]]:
     """The state saved at `step`, laid out like `abstract_state`, and its config."""

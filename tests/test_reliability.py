@@ -101,12 +101,16 @@ def test_failed_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
   state = {"w": jax.numpy.arange(4.0)}
   ckpt.save(1, state, {})
 
-  def disk_full(*args, **kwargs):
-    raise OSError(28, "No space left on device")
+  def disk_full(step, *args, **kwargs):  # What tensorstore raised on a full tmpfs here.
+    partial = tmp_path / "s" / f"{step}.orbax-checkpoint-tmp"
+    partial.mkdir()
+    (partial / "half-written").write_bytes(b"x")
+    raise ValueError("RESOURCE_EXHAUSTED: Failed writing: No space left on device")
 
   monkeypatch.setattr(ckpt._manager, "save", disk_full)
-  with pytest.raises(UserError, match="free disk space"):
+  with pytest.raises(UserError, match="RESOURCE_EXHAUSTED.*free disk space"):
     ckpt.save(2, state, {})
+  assert sorted(os.listdir(tmp_path / "s")) == ["1"]
   assert StageCheckpoints(str(tmp_path / "s"), keep=2).latest_step() == 1
 
 
