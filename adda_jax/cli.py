@@ -51,12 +51,14 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                       help="append this run's rows to a results CSV (e.g. results/digits.csv)")
   group = parser.add_argument_group("overrides of the pair's preset (see adda_jax/config.py)")
   group.add_argument("--method", help="adda (default) or source_only")
-  group.add_argument("--seed", type=int)
-  group.add_argument("--pretrain-steps", type=int)
-  group.add_argument("--adapt-steps", type=int)
-  group.add_argument("--batch-size", type=int)
-  group.add_argument("--pretrain-lr", type=float)
-  group.add_argument("--adapt-lr", type=float)
+  group.add_argument("--seed", type=int, help="seeds initialisation and batch order (default 0)")
+  group.add_argument("--pretrain-steps", type=int, help="stage 1 steps (default 10000)")
+  group.add_argument("--adapt-steps", type=int, help="stage 2 steps (default 10000)")
+  group.add_argument("--batch-size", type=int,
+                     help="images per domain per step (default 128); a multiple of the devices")
+  group.add_argument("--pretrain-lr", type=float, help="stage 1 Adam rate (default 1e-3)")
+  group.add_argument("--adapt-lr", type=float,
+                     help="stage 2 Adam rate for D and M_t (default 2e-4)")
   group.add_argument("--adversarial-loss", help="gan (ADDA), minimax or confusion")
   group.add_argument("--disc-input", help="features (paper, 500-d) or logits (authors' code)")
   group.add_argument("--eval-split", help="test (default) or train (authors' code)")
@@ -64,8 +66,9 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                      help="MNIST<->USPS: train on the full sets, not the paper's 2000/1800")
   group.add_argument("--rgb32", action="store_true",
                      help="keep colour: 32x32 RGB inputs instead of 28x28 gray")
-  group.add_argument("--log-every", type=int)
-  group.add_argument("--checkpoint-every", type=int)
+  group.add_argument("--log-every", type=int, help="steps between progress lines (500)")
+  group.add_argument("--checkpoint-every", type=int,
+                     help="steps between checkpoints inside a stage (2000)")
   add_data_flags(parser)
 
 
