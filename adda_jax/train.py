@@ -22,7 +22,7 @@ from adda_jax import steps
 from adda_jax.checkpoint import StageCheckpoints, abstract_like
 from adda_jax.config import Config
 from adda_jax.data.loading import DataSource
-from adda_jax.data.pairs import PairData, load_pair
+from adda_jax.data.pairs import load_pair
 from adda_jax.errors import UserError
 from adda_jax.models import Networks, make_networks
 from adda_jax.results import git_commit
@@ -206,18 +206,17 @@ class Stages:
                       f"{checkpoints.latest_step()}, need {total}); run experiments/run.py first")
     return checkpoints.restore(total, abstract_like(init_state))[0]
 
-  def pretrain(self, data: PairData, log: Log) -> tuple[Any, float]:
+  def pretrain(self, source: steps.DeviceData, log: Log) -> tuple[Any, float]:
     cfg, tx = self.cfg, self.pretrain_tx()
     checkpoints = self.checkpoints("pretrain")
     state = self.placement.replicate(_restore_or(self.initial_pretrain_state(), checkpoints,
                                                  log, "pretrain"))
-    source = self.placement.replicate(steps.DeviceData(*data.source_train))
     call = steps.make_pretrain_call(self.nets, tx, cfg.batch_size, self.placement.shard_batch)
     key = self.keys["pretrain_data"]
     run_chunk = self._chain(lambda s, n: call(s, source, key, num_steps=n))
     return _run_steps("pretrain", state, run_chunk, cfg.pretrain_steps, cfg, checkpoints, log)
 
-  def adapt(self, data: PairData, pretrained: Any, log: Log,
+  def adapt(self, source: steps.DeviceData, target: steps.DeviceData, pretrained: Any, log: Log,
             watch: CollapseWatch) -> tuple[Any, float]:
     cfg = self.cfg
     tx_target, tx_disc = self.adapt_txs()
@@ -227,8 +226,6 @@ class Stages:
     state = self.placement.replicate(state)
     frozen = self.placement.replicate({"source_encoder": pretrained["encoder"],
                                        "classifier": pretrained["classifier"]})
-    source = self.placement.replicate(steps.DeviceData(*data.source_train))
-    target = self.placement.replicate(steps.DeviceData(*data.target_train))
     call = steps.make_adapt_call(self.nets, tx_target, tx_disc, cfg.adversarial_loss,
                                  cfg.disc_input, cfg.batch_size, self.placement.shard_batch)
     key = self.keys["adapt_data"]
@@ -304,14 +301,17 @@ def run(cfg: Config, workdir: str, data: DataSource, *, fresh: bool = False,
   summary: dict[str, Any] = {"pair": cfg.pair, "seed": cfg.seed, "eval_split": cfg.eval_split,
                              "commit": git_commit(), "config": cfg.to_json()}
 
-  pretrained, summary["pretrain_seconds"] = stages.pretrain(pair, log)
+  # Training sets go to the device once and serve both stages.
+  source = stages.placement.replicate(steps.DeviceData(*pair.source_train))
+  pretrained, summary["pretrain_seconds"] = stages.pretrain(source, log)
   summary["source_only_accuracy"] = accuracy(predict, pretrained["encoder"],
                                              pretrained["classifier"], *pair.target_eval)
   log(f"[eval] source only: {100 * summary['source_only_accuracy']:.2f}% on target "
       f"{cfg.eval_split}")
   if cfg.method == "adda":
     watch = CollapseWatch(log)
-    adapted, summary["adapt_seconds"] = stages.adapt(pair, pretrained, log, watch)
+    target = stages.placement.replicate(steps.DeviceData(*pair.target_train))
+    adapted, summary["adapt_seconds"] = stages.adapt(source, target, pretrained, log, watch)
     summary["discriminator_collapse"] = watch.events
     summary["adda_accuracy"] = accuracy(predict, adapted["target_encoder"],
                                         pretrained["classifier"], *pair.target_eval)
