@@ -11,10 +11,11 @@ that run several steps per dispatch, sampling batches inside the compiled code f
 that stay on the device, and donate the incoming state's buffers; `run_calls` chains them and
 returns metrics averaged on the device, so the host syncs only at logging/checkpoint boundaries.
 
-The steps of one call are unrolled into straight-line code rather than a `lax.scan`: XLA:CPU
-runs while-loop bodies about 6x slower than the same ops at top level (measured: LeNet
-pretraining 330 ms/step in a scan vs 46 ms unrolled, jax 0.10.2), so on CPU one step per call
-is fastest, and accelerators amortise dispatch over a few unrolled steps.
+How a call repeats its step depends on the backend. XLA:CPU runs while-loop bodies about 6x
+slower than the same ops at top level (measured: LeNet pretraining 330 ms/step in a `lax.scan`
+vs 46 ms unrolled, jax 0.10.2), so on CPU a call runs one step, or a few unrolled into
+straight-line code. GPUs and TPUs have no such penalty and pay a fixed cost per dispatch, so
+there a call runs a whole logging interval as a `lax.fori_loop` that compiles one step's body.
 """
 from __future__ import annotations
 
@@ -88,13 +89,31 @@ def pretrain_step(nets: Networks, tx: optax.GradientTransformation, state: PyTre
 
 
 def default_steps_per_call() -> int:
-  """1 on CPU (see the module docstring), 10 on accelerators."""
-  return 1 if jax.default_backend() == "cpu" else 10
+  """1 on CPU, 500 (one default logging interval) on accelerators; see the module docstring."""
+  return 1 if jax.default_backend() == "cpu" else 500
 
 
-def _unrolled(step_fn: Callable[[PyTree], tuple[PyTree, dict]], state: PyTree,
-              num_steps: int) -> tuple[PyTree, dict]:
-  """Runs `step_fn` num_steps times in straight-line code; returns the state and metric sums."""
+def default_rolled() -> bool:
+  """Whether calls loop over their steps (accelerators) or unroll them (CPU)."""
+  return jax.default_backend() != "cpu"
+
+
+def _repeat(step_fn: Callable[[PyTree], tuple[PyTree, dict]], state: PyTree, num_steps: int,
+            rolled: bool) -> tuple[PyTree, dict]:
+  """Runs `step_fn` num_steps times; returns the state and the sums of its metrics.
+
+  rolled: a `lax.fori_loop` (one compiled body, any num_steps); otherwise straight-line code.
+  """
+  if rolled:
+    shapes = jax.eval_shape(step_fn, state)[1]
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+    def body(_, carry):
+      state, totals = carry
+      state, metrics = step_fn(state)
+      return state, jax.tree.map(jnp.add, totals, metrics)
+
+    return lax.fori_loop(0, num_steps, body, (state, zeros))
   totals = None
   for _ in range(num_steps):
     state, metrics = step_fn(state)
@@ -115,8 +134,13 @@ def run_calls(call: Callable[[PyTree, int], tuple[PyTree, dict]], state: PyTree,
 
 
 def make_pretrain_call(nets: Networks, tx: optax.GradientTransformation, batch_size: int,
-                       constrain: Callable[[jax.Array], jax.Array] = lambda x: x):
-  """jit(state, source, key, num_steps) -> (state, metric sums) over num_steps steps."""
+                       constrain: Callable[[jax.Array], jax.Array] = lambda x: x,
+                       rolled: bool | None = None):
+  """jit(state, source, key, num_steps) -> (state, metric sums) over num_steps steps.
+
+  rolled: loop over the steps (default on accelerators) or unroll them (default on CPU).
+  """
+  rolled = default_rolled() if rolled is None else rolled
 
   @functools.partial(jax.jit, static_argnames="num_steps", donate_argnums=0)
   def call(state, source: DeviceData, key, num_steps: int):
@@ -125,7 +149,7 @@ def make_pretrain_call(nets: Networks, tx: optax.GradientTransformation, batch_s
                                     constrain)
       return pretrain_step(nets, tx, state, images, labels)
 
-    return _unrolled(one, state, num_steps)
+    return _repeat(one, state, num_steps, rolled)
 
   return call
 
@@ -166,42 +190,62 @@ def discriminator_step(nets: Networks, tx: optax.GradientTransformation, params:
   return optax.apply_updates(params, updates), opt, {"disc_loss": loss, "disc_accuracy": acc}
 
 
+def target_forward(nets: Networks, disc_input: str, classifier: PyTree, params: PyTree,
+                   target_images: jax.Array) -> tuple[jax.Array, Callable]:
+  """M_t's forward to D's inputs, with its pull-back from those inputs to M_t's parameters."""
+  return jax.vjp(lambda p: discriminator_inputs(nets, disc_input, p, classifier, target_images),
+                 params)
+
+
+def target_update(nets: Networks, tx: optax.GradientTransformation, loss_kind: str,
+                  params: PyTree, opt: PyTree, discriminator: PyTree, target_inputs: jax.Array,
+                  pull_back: Callable) -> tuple[PyTree, PyTree, dict[str, jax.Array]]:
+  """One update of M_t to fool the (fixed) D, given M_t's forward from `target_forward`."""
+  loss, input_grads = jax.value_and_grad(
+      lambda x: losses.mapping_loss(nets.discriminator.apply(discriminator, x), loss_kind)
+  )(target_inputs)
+  (grads,) = pull_back(input_grads)
+  updates, opt = tx.update(grads, opt, params)
+  return optax.apply_updates(params, updates), opt, {"mapping_loss": loss}
+
+
 def target_step(nets: Networks, tx: optax.GradientTransformation, loss_kind: str,
                 disc_input: str, classifier: PyTree, params: PyTree, opt: PyTree,
                 discriminator: PyTree, target_images: jax.Array
                 ) -> tuple[PyTree, PyTree, dict[str, jax.Array]]:
   """One update of M_t to fool the (fixed) D with the chosen adversarial mapping loss."""
-
-  def loss_fn(params):
-    inputs = discriminator_inputs(nets, disc_input, params, classifier, target_images)
-    return losses.mapping_loss(nets.discriminator.apply(discriminator, inputs), loss_kind)
-
-  loss, grads = jax.value_and_grad(loss_fn)(params)
-  updates, opt = tx.update(grads, opt, params)
-  return optax.apply_updates(params, updates), opt, {"mapping_loss": loss}
+  forward = target_forward(nets, disc_input, classifier, params, target_images)
+  return target_update(nets, tx, loss_kind, params, opt, discriminator, *forward)
 
 
 def adapt_step(nets: Networks, tx_target, tx_disc, loss_kind: str, disc_input: str,
                frozen: PyTree, state: PyTree, source_images: jax.Array,
                target_images: jax.Array) -> tuple[PyTree, dict[str, jax.Array]]:
-  """A discriminator step, then a target-encoder step against the updated D."""
+  """A discriminator step, then a target-encoder step against the updated D.
+
+  M_t's forward runs once and serves both updates: D trains on its output, and M_t's
+  gradient is pulled back through it (M_t's output does not depend on D).
+  """
   source_inputs = discriminator_inputs(nets, disc_input, frozen["source_encoder"],
                                        frozen["classifier"], source_images)
-  target_inputs = discriminator_inputs(nets, disc_input, state["target_encoder"],
-                                       frozen["classifier"], target_images)
+  target_inputs, pull_back = target_forward(nets, disc_input, frozen["classifier"],
+                                            state["target_encoder"], target_images)
   disc, disc_opt, d_metrics = discriminator_step(
       nets, tx_disc, state["discriminator"], state["disc_opt"], source_inputs, target_inputs)
-  target, target_opt, t_metrics = target_step(
-      nets, tx_target, loss_kind, disc_input, frozen["classifier"], state["target_encoder"],
-      state["target_opt"], disc, target_images)
+  target, target_opt, t_metrics = target_update(
+      nets, tx_target, loss_kind, state["target_encoder"], state["target_opt"], disc,
+      target_inputs, pull_back)
   new_state = {"step": state["step"] + 1, "target_encoder": target, "discriminator": disc,
                "target_opt": target_opt, "disc_opt": disc_opt}
   return new_state, {**d_metrics, **t_metrics}
 
 
 def make_adapt_call(nets: Networks, tx_target, tx_disc, loss_kind: str, disc_input: str,
-                    batch_size: int, constrain: Callable[[jax.Array], jax.Array] = lambda x: x):
-  """jit(state, frozen, source, target, key, num_steps) -> (state, metric sums)."""
+                    batch_size: int, constrain: Callable[[jax.Array], jax.Array] = lambda x: x,
+                    rolled: bool | None = None):
+  """jit(state, frozen, source, target, key, num_steps) -> (state, metric sums); `rolled` as in
+  `make_pretrain_call`."""
+  rolled = default_rolled() if rolled is None else rolled
 
   @functools.partial(jax.jit, static_argnames="num_steps", donate_argnums=0)
   def call(state, frozen, source: DeviceData, target: DeviceData, key, num_steps: int):
@@ -212,7 +256,7 @@ def make_adapt_call(nets: Networks, tx_target, tx_disc, loss_kind: str, disc_inp
       return adapt_step(nets, tx_target, tx_disc, loss_kind, disc_input, frozen, state,
                         source_images, target_images)
 
-    return _unrolled(one, state, num_steps)
+    return _repeat(one, state, num_steps, rolled)
 
   return call
 

@@ -83,19 +83,39 @@ def test_adapt_step_updates_target_not_source():
   assert max(jax.tree.leaves(diff)) > 0
 
 
-def test_unrolled_calls_equal_single_calls():
+def test_multi_step_calls_equal_single_calls():
+  """Unrolled (CPU) and looped (accelerator) calls of several steps equal one step per call."""
   tx = steps.pretrain_optimizer(1e-3, 0.9, 2.5e-5)
   images, labels = toy_batch(6, 64)
   data = steps.DeviceData(images, labels)
-  call = steps.make_pretrain_call(NETS, tx, 16)
   key = jax.random.key(7)
-  run = lambda state, n: call(state, data, key, num_steps=n)
   init = lambda: steps.init_pretrain(NETS, tx, jax.random.key(0))
-  a, ma = steps.run_calls(run, init(), 6, steps_per_call=1)
-  b, mb = steps.run_calls(run, init(), 6, steps_per_call=4)
-  assert int(a["step"]) == int(b["step"]) == 6
-  chex.assert_trees_all_close(a, b, atol=1e-5)
-  chex.assert_trees_all_close(ma, mb, atol=1e-5)
+  results = []
+  for rolled, per_call in ((False, 1), (False, 4), (True, 4)):
+    call = steps.make_pretrain_call(NETS, tx, 16, rolled=rolled)
+    results.append(steps.run_calls(lambda state, n: call(state, data, key, num_steps=n), init(),
+                                   6, steps_per_call=per_call))
+  (a, ma), *others = results
+  for b, mb in others:
+    assert int(a["step"]) == int(b["step"]) == 6
+    chex.assert_trees_all_close(a, b, atol=1e-5)
+    chex.assert_trees_all_close(ma, mb, atol=1e-5)
+
+
+def test_looped_adapt_call_equals_unrolled():
+  tx_t, tx_d = steps.adapt_optimizer(2e-4, 0.5), steps.adapt_optimizer(2e-4, 0.5)
+  source_encoder = NETS.encoder.init(jax.random.key(0))
+  frozen = {"source_encoder": source_encoder,
+            "classifier": NETS.classifier.init(jax.random.key(1))}
+  source, target = steps.DeviceData(*toy_batch(8, 64)), steps.DeviceData(*toy_batch(9, 64))
+  key = jax.random.key(3)
+  results = []
+  for rolled in (False, True):
+    call = steps.make_adapt_call(NETS, tx_t, tx_d, "gan", "features", 16, rolled=rolled)
+    state = steps.init_adapt(NETS, tx_t, tx_d, source_encoder, jax.random.key(2))
+    results.append(call(state, frozen, source, target, key, num_steps=3))
+  chex.assert_trees_all_close(results[0], results[1], atol=1e-5)
+  assert int(results[1][0]["step"]) == 3
 
 
 def test_no_recompiles_after_the_first_call():
