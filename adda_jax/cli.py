@@ -61,6 +61,9 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                      help="stage 2 Adam rate for D and M_t (default 2e-4)")
   group.add_argument("--adversarial-loss", help="gan (ADDA), minimax or confusion")
   group.add_argument("--disc-input", help="features (paper, 500-d) or logits (authors' code)")
+  group.add_argument("--adapt-update",
+                     help="alternating (paper: D, then M_t against the new D) or "
+                          "simultaneous (authors' code: both from one forward pass)")
   group.add_argument("--eval-split", help="test (default) or train (authors' code)")
   group.add_argument("--full-sets", action="store_true",
                      help="MNIST<->USPS: train on the full sets, not the paper's 2000/1800")
@@ -75,7 +78,7 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> Config:
   cfg = get_config(args.pair)
   names = ("method", "seed", "pretrain_steps", "adapt_steps", "batch_size", "pretrain_lr",
-           "adapt_lr", "adversarial_loss", "disc_input", "eval_split", "log_every",
+           "adapt_lr", "adversarial_loss", "adapt_update", "disc_input", "eval_split", "log_every",
            "checkpoint_every")
   changes = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
   if args.full_sets:

@@ -10,7 +10,8 @@ code (github.com/erictzeng/adda, scripts/svhn-mnist.sh) where the paper is silen
 - D: 500-500-1 MLP with ReLU on the 500-d encoder features (paper). The code fed D the 10-d
   classifier logits: `disc_input="logits"`.
 - D and M_t are updated alternately (D first, then M_t against the updated D), as in the paper's
-  description; the released code computed both gradients from one forward pass.
+  description; the released code ran both updates from one forward pass, each against the
+  other's old parameters: `adapt_update="simultaneous"`.
 - MNIST<->USPS: the paper's 2,000 MNIST / 1,800 USPS training subsets (fixed `subset_seed`);
   `source_subset=None, target_subset=None` uses the full sets.
 - Evaluation on the target *test* split; the released code evaluated on the target train split:
@@ -30,6 +31,7 @@ from adda_jax.losses import ADVERSARIAL_LOSSES
 
 METHODS = ("adda", "source_only")
 DISC_INPUTS = ("features", "logits")
+ADAPT_UPDATES = ("alternating", "simultaneous")
 EVAL_SPLITS = ("test", "train")
 
 # Fields that only change how a run is observed or stored, not what it computes.
@@ -55,6 +57,7 @@ class Config:
   disc_input: str = "features"
   disc_hidden: tuple[int, ...] = (500, 500)
   adversarial_loss: str = "gan"
+  adapt_update: str = "alternating"
   # Optimisation.
   batch_size: int = 128
   pretrain_steps: int = 10_000
@@ -77,6 +80,7 @@ class Config:
 
   @classmethod
   def from_json(cls, data: dict[str, Any]) -> "Config":
+    # Runs saved before a field existed used its default.
     data = dict(data, disc_hidden=tuple(data["disc_hidden"]))
     return cls(**data)
 
@@ -89,6 +93,7 @@ class Config:
     _choice("method", self.method, METHODS)
     _choice("adversarial loss", self.adversarial_loss, ADVERSARIAL_LOSSES)
     _choice("discriminator input", self.disc_input, DISC_INPUTS)
+    _choice("adapt update", self.adapt_update, ADAPT_UPDATES)
     _choice("eval split", self.eval_split, EVAL_SPLITS)
     _choice("channels", self.channels, (1, 3))
     for name in ("batch_size", "pretrain_steps", "adapt_steps", "log_every",

@@ -6,13 +6,23 @@ import os
 import subprocess
 from typing import Any
 
+import jax
+
+from adda_jax.errors import UserError
+
 COLUMNS = ("pair", "method", "seed", "target_accuracy", "eval_split", "pretrain_steps",
            "adapt_steps", "batch_size", "source_subset", "target_subset", "disc_input",
-           "adversarial_loss", "image_size", "channels", "wall_seconds", "commit", "command")
+           "adversarial_loss", "adapt_update", "image_size", "channels", "wall_seconds",
+           "device", "commit", "command")
 
 
 def git_commit() -> str:
-  """The checked-out commit (recorded when a run starts: the code that produced its rows)."""
+  """The checked-out commit (recorded when a run starts: the code that produced its rows).
+
+  $ADDA_COMMIT overrides it, for copies of the tree whose .git is absent or stale.
+  """
+  if os.environ.get("ADDA_COMMIT"):
+    return os.environ["ADDA_COMMIT"]
   try:
     return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                           text=True, check=True,
@@ -21,12 +31,18 @@ def git_commit() -> str:
     return "unknown"
 
 
+def device_name() -> str:
+  """What ran the job, for reading wall times: e.g. "cpu", "NVIDIA H100 80GB HBM3 x8"."""
+  count = jax.device_count()
+  return jax.devices()[0].device_kind + (f" x{count}" if count > 1 else "")
+
+
 def rows_for(summary: dict[str, Any], command: str) -> list[dict[str, Any]]:
   cfg = summary["config"]
   common = {k: cfg[k] for k in ("pair", "seed", "eval_split", "pretrain_steps", "adapt_steps",
                                 "batch_size", "source_subset", "target_subset", "disc_input",
-                                "adversarial_loss", "image_size", "channels")}
-  common.update(commit=summary["commit"], command=command)
+                                "adversarial_loss", "adapt_update", "image_size", "channels")}
+  common.update(device=summary.get("device", ""), commit=summary["commit"], command=command)
   rows = [dict(common, method="source_only", target_accuracy=summary["source_only_accuracy"],
                wall_seconds=round(summary["pretrain_seconds"], 1), adapt_steps=0)]
   if "adda_accuracy" in summary:
@@ -36,8 +52,23 @@ def rows_for(summary: dict[str, Any], command: str) -> list[dict[str, Any]]:
   return rows
 
 
+def check_file(path: str) -> bool:
+  """True if `path` is new or empty (needs a header); a UserError if it has other columns.
+
+  run.py calls it before training, so a wrong file is reported before hours are spent.
+  """
+  if not os.path.exists(path):
+    return True
+  with open(path, newline="") as f:
+    header = next(csv.reader(f), None)
+  if header is not None and tuple(header) != COLUMNS:
+    raise UserError(f"{path} has other columns than this version writes "
+                    f"({', '.join(COLUMNS)}); pass a new --results file")
+  return header is None
+
+
 def append_run(path: str, summary: dict[str, Any], command: str) -> None:
-  new = not os.path.exists(path)
+  new = check_file(path)
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
   with open(path, "a", newline="") as f:
     writer = csv.DictWriter(f, fieldnames=COLUMNS)

@@ -220,8 +220,10 @@ def target_step(nets: Networks, tx: optax.GradientTransformation, loss_kind: str
 
 def adapt_step(nets: Networks, tx_target, tx_disc, loss_kind: str, disc_input: str,
                frozen: PyTree, state: PyTree, source_images: jax.Array,
-               target_images: jax.Array) -> tuple[PyTree, dict[str, jax.Array]]:
-  """A discriminator step, then a target-encoder step against the updated D.
+               target_images: jax.Array, simultaneous: bool = False
+               ) -> tuple[PyTree, dict[str, jax.Array]]:
+  """A discriminator step, then a target-encoder step against the updated D (alternating, the
+  paper), or against the D before this step (simultaneous, the authors' released code).
 
   M_t's forward runs once and serves both updates: D trains on its output, and M_t's
   gradient is pulled back through it (M_t's output does not depend on D).
@@ -233,8 +235,8 @@ def adapt_step(nets: Networks, tx_target, tx_disc, loss_kind: str, disc_input: s
   disc, disc_opt, d_metrics = discriminator_step(
       nets, tx_disc, state["discriminator"], state["disc_opt"], source_inputs, target_inputs)
   target, target_opt, t_metrics = target_update(
-      nets, tx_target, loss_kind, state["target_encoder"], state["target_opt"], disc,
-      target_inputs, pull_back)
+      nets, tx_target, loss_kind, state["target_encoder"], state["target_opt"],
+      state["discriminator"] if simultaneous else disc, target_inputs, pull_back)
   new_state = {"step": state["step"] + 1, "target_encoder": target, "discriminator": disc,
                "target_opt": target_opt, "disc_opt": disc_opt}
   return new_state, {**d_metrics, **t_metrics}
@@ -242,9 +244,9 @@ def adapt_step(nets: Networks, tx_target, tx_disc, loss_kind: str, disc_input: s
 
 def make_adapt_call(nets: Networks, tx_target, tx_disc, loss_kind: str, disc_input: str,
                     batch_size: int, constrain: Callable[[jax.Array], jax.Array] = lambda x: x,
-                    rolled: bool | None = None):
+                    rolled: bool | None = None, simultaneous: bool = False):
   """jit(state, frozen, source, target, key, num_steps) -> (state, metric sums); `rolled` as in
-  `make_pretrain_call`."""
+  `make_pretrain_call`, `simultaneous` as in `adapt_step`."""
   rolled = default_rolled() if rolled is None else rolled
 
   @functools.partial(jax.jit, static_argnames="num_steps", donate_argnums=0)
@@ -254,7 +256,7 @@ def make_adapt_call(nets: Networks, tx_target, tx_disc, loss_kind: str, disc_inp
       source_images, _ = sample_batch(source, source_key, batch_size, constrain)
       target_images, _ = sample_batch(target, target_key, batch_size, constrain)
       return adapt_step(nets, tx_target, tx_disc, loss_kind, disc_input, frozen, state,
-                        source_images, target_images)
+                        source_images, target_images, simultaneous)
 
     return _repeat(one, state, num_steps, rolled)
 

@@ -25,7 +25,7 @@ from adda_jax.data.loading import DataSource
 from adda_jax.data.pairs import load_pair
 from adda_jax.errors import UserError
 from adda_jax.models import Networks, make_networks
-from adda_jax.results import git_commit
+from adda_jax.results import device_name, git_commit
 
 Log = Callable[[str], None]
 CONFIG_FILE = "config.json"
@@ -227,7 +227,8 @@ class Stages:
     frozen = self.placement.replicate({"source_encoder": pretrained["encoder"],
                                        "classifier": pretrained["classifier"]})
     call = steps.make_adapt_call(self.nets, tx_target, tx_disc, cfg.adversarial_loss,
-                                 cfg.disc_input, cfg.batch_size, self.placement.shard_batch)
+                                 cfg.disc_input, cfg.batch_size, self.placement.shard_batch,
+                                 simultaneous=cfg.adapt_update == "simultaneous")
     key = self.keys["adapt_data"]
     run_chunk = self._chain(lambda s, n: call(s, frozen, source, target, key, num_steps=n))
     return _run_steps("adapt", state, run_chunk, cfg.adapt_steps, cfg, checkpoints, log,
@@ -299,7 +300,8 @@ def run(cfg: Config, workdir: str, data: DataSource, *, fresh: bool = False,
       f"images of {pair.source_train[0].shape[1:]} ({time.perf_counter() - t:.1f} s)")
   predict = steps.make_predict(stages.nets)
   summary: dict[str, Any] = {"pair": cfg.pair, "seed": cfg.seed, "eval_split": cfg.eval_split,
-                             "commit": git_commit(), "config": cfg.to_json()}
+                             "commit": git_commit(), "device": device_name(),
+                             "config": cfg.to_json()}
 
   # Training sets go to the device once and serve both stages.
   source = stages.placement.replicate(steps.DeviceData(*pair.source_train))

@@ -23,6 +23,8 @@ def main() -> None:
     jax.distributed.initialize()
   cfg = cli.config_from_args(args)
   workdir = args.workdir or cli.default_workdir(cfg)
+  if args.results:
+    results.check_file(args.results)
   summary = train.run(cfg, workdir, cli.data_source(args), fresh=args.fresh)
   if args.results:
     results.append_run(args.results, summary, command=" ".join(sys.argv))

@@ -1,6 +1,9 @@
-"""Turns results CSVs into a mean ± std table (results/README.md) and a bar plot (PNG).
+"""Turns results CSVs into mean ± std tables (results/README.md) and bar plots (PNG).
 
-python experiments/summarize.py results/digits.csv
+python experiments/summarize.py results/digits.csv results/digits_h100.csv
+
+Each CSV gets its own section and plot (results/<name>.png): one file per machine, so wall
+times and float behaviour are not mixed.
 """
 import argparse
 import collections
@@ -19,20 +22,20 @@ PAPER = {("mnist_usps", "source_only"): 75.2, ("mnist_usps", "adda"): 89.4,
          ("svhn_mnist", "source_only"): 60.1, ("svhn_mnist", "adda"): 76.0,
          ("mnist_mnistm", "source_only"): 52.3}
 PROTOCOL = ("pretrain_steps", "adapt_steps", "source_subset", "target_subset", "eval_split",
-            "disc_input", "adversarial_loss", "image_size", "channels")
+            "disc_input", "adversarial_loss", "adapt_update", "image_size", "channels")
+ADAPT_ONLY = ("disc_input", "adversarial_loss", "adapt_update")  # Do not distinguish source-only models.
 
 
-def load(paths):
-  rows = []
-  for path in paths:
-    with open(path) as f:
-      rows += list(csv.DictReader(f))
-  return rows
+def load(path):
+  with open(path) as f:
+    return list(csv.DictReader(f))
 
 
 def group(rows):
   groups = collections.defaultdict(list)
   for row in rows:
+    if row["method"] == "source_only":
+      row = {**row, **{k: "-" for k in ADAPT_ONLY}}
     protocol = tuple(row[k] for k in PROTOCOL)
     groups[(row["pair"], row["method"], protocol)].append(row)
   return groups
@@ -48,7 +51,8 @@ def table(groups) -> str:
     r = rows[0]
     subsets = (f"{r['source_subset'] or 'full'}/{r['target_subset'] or 'full'}")
     protocol = (f"{r['pretrain_steps']}+{r['adapt_steps']} steps, subsets {subsets}, eval "
-                f"{r['eval_split']}, D on {r['disc_input']}, {r['adversarial_loss']}, "
+                f"{r['eval_split']}, D on {r['disc_input']}, {r['adversarial_loss']} "
+                f"{r['adapt_update']}, "
                 f"{r['image_size']}px x{r['channels']}")
     paper = PAPER.get((pair, method), "")
     lines.append(f"| {pair} | {method} | {statistics.mean(accs):.1f} ± {std:.1f} | {seeds} | "
@@ -56,41 +60,51 @@ def table(groups) -> str:
   return "\n".join(lines)
 
 
-def plot(groups, path):
+def plot(groups, path, title):
   keys = sorted(groups)
-  split = PROTOCOL.index("eval_split")
-  labels = [f"{p}\n{m}\n(eval {proto[split]})" for p, m, proto in keys]
+  at = {name: PROTOCOL.index(name) for name in ("eval_split", "source_subset", "disc_input")}
+  labels = [f"{p}\n{m}\n{'subsets' if proto[at['source_subset']] else 'full'}, "
+            f"{proto[at['disc_input']][:5]}\neval {proto[at['eval_split']]}"
+            for p, m, proto in keys]
   means = [statistics.mean(100 * float(r["target_accuracy"]) for r in groups[k]) for k in keys]
   stds = [statistics.stdev([100 * float(r["target_accuracy"]) for r in groups[k]])
           if len(groups[k]) > 1 else 0.0 for k in keys]
-  fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(keys)), 4))
+  fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(keys)), 4.5))
   colors = ["tab:gray" if m == "source_only" else "tab:blue" for _, m, _ in keys]
   ax.bar(range(len(keys)), means, yerr=stds, color=colors, capsize=4)
   for i, (pair, method, _) in enumerate(keys):
     if (pair, method) in PAPER:
       ax.plot([i - 0.4, i + 0.4], [PAPER[(pair, method)]] * 2, "r--", lw=1.5)
-  ax.set_xticks(range(len(keys)), labels, fontsize=8)
+  ax.set_xticks(range(len(keys)), labels, fontsize=7)
   ax.set_ylabel("target accuracy (%)")
   ax.set_ylim(0, 100)
-  ax.set_title("adda_jax: mean ± std over seeds (red dashes: published)")
+  ax.set_title(f"adda_jax on {title}: mean ± std over seeds (red dashes: published)",
+               fontsize=10)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__)
-  parser.add_argument("csv", nargs="+")
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("csv", nargs="+", help="results files, one section each")
   parser.add_argument("--out-dir", default="results")
   args = parser.parse_args()
-  groups = group(load(args.csv))
-  text = table(groups)
-  plot(groups, os.path.join(args.out_dir, "digits.png"))
+  sections = []
+  for path in args.csv:
+    rows = load(path)
+    name = os.path.splitext(os.path.basename(path))[0]
+    devices = ", ".join(sorted({r["device"] for r in rows}))
+    groups = group(rows)
+    plot(groups, os.path.join(args.out_dir, f"{name}.png"), devices)
+    text = table(groups)
+    sections.append(f"## {path} ({devices})\n\n{text}\n\n![{name}]({name}.png)\n")
+    print(f"{path} ({devices})\n{text}\n")
   with open(os.path.join(args.out_dir, "README.md"), "w") as f:
     f.write("# Results\n\nGenerated by `python experiments/summarize.py "
             + " ".join(args.csv) + "` from the rows that `experiments/run.py --results` "
-            "appended (each row holds its command and commit).\n\n" + text
-            + "\n\n![accuracy](digits.png)\n")
-  print(text)
+            "appended (each row holds its command, device and commit).\n\n"
+            + "\n".join(sections))
 
 
 if __name__ == "__main__":

@@ -129,3 +129,25 @@ def test_no_recompiles_after_the_first_call():
     state, _ = steps.run_calls(lambda s, n: call(s, data, key, num_steps=n), state, 4, 2)
   assert int(state["step"]) == 12
   assert call._cache_size() == 1
+
+
+def test_simultaneous_update_moves_target_against_the_old_discriminator():
+  tx_t, tx_d = steps.adapt_optimizer(2e-4, 0.5), steps.adapt_optimizer(2e-4, 0.5)
+  source_encoder = NETS.encoder.init(jax.random.key(0))
+  frozen = {"source_encoder": source_encoder,
+            "classifier": NETS.classifier.init(jax.random.key(1))}
+  state = steps.init_adapt(NETS, tx_t, tx_d, source_encoder, jax.random.key(2))
+  xs, _ = toy_batch(4)
+  xt, _ = toy_batch(5)
+  step = jax.jit(functools.partial(steps.adapt_step, NETS, tx_t, tx_d, "gan", "features"),
+                 static_argnames="simultaneous")
+  alternating, _ = step(frozen, state, xs, xt, simultaneous=False)
+  simultaneous, _ = step(frozen, state, xs, xt, simultaneous=True)
+  chex.assert_trees_all_close(simultaneous["discriminator"], alternating["discriminator"])
+  against_old_d, _, _ = steps.target_step(NETS, tx_t, "gan", "features", frozen["classifier"],
+                                          state["target_encoder"], state["target_opt"],
+                                          state["discriminator"], xt)
+  chex.assert_trees_all_close(simultaneous["target_encoder"], against_old_d, atol=1e-6)
+  difference = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()),
+                            simultaneous["target_encoder"], alternating["target_encoder"])
+  assert max(jax.tree.leaves(difference)) > 0

@@ -1,0 +1,47 @@
+"""The results CSV: rows per run, one header, and a clear refusal of a file of other columns."""
+import csv
+
+import pytest
+
+from adda_jax import results
+from adda_jax.config import Config
+from adda_jax.errors import UserError
+
+
+def summary(method="adda"):
+  cfg = Config(pair="mnist_usps", source="mnist", target="usps", method=method)
+  out = {"config": cfg.to_json(), "commit": "abc1234", "device": "cpu",
+         "source_only_accuracy": 0.7, "pretrain_seconds": 10.0}
+  if method == "adda":
+    out.update(adda_accuracy=0.9, adapt_seconds=5.0)
+  return out
+
+
+def test_rows_carry_every_column_and_source_only_has_no_adapt_steps(tmp_path):
+  path = str(tmp_path / "r.csv")
+  results.append_run(path, summary(), "run.py --pair mnist_usps")
+  results.append_run(path, summary("source_only"), "run.py --method source_only")
+  with open(path) as f:
+    rows = list(csv.DictReader(f))
+  assert tuple(rows[0]) == results.COLUMNS
+  assert [r["method"] for r in rows] == ["source_only", "adda", "source_only"]
+  assert rows[0]["adapt_steps"] == "0" and rows[1]["adapt_steps"] == "10000"
+  assert rows[1]["wall_seconds"] == "15.0" and rows[1]["device"] == "cpu"
+  assert rows[1]["adapt_update"] == "alternating"
+
+
+def test_a_file_with_other_columns_is_refused_and_left_alone(tmp_path):
+  path = tmp_path / "old.csv"
+  path.write_text("pair,method,seed,target_accuracy\nmnist_usps,adda,0,0.9\n")
+  with pytest.raises(UserError, match="other columns"):
+    results.check_file(str(path))
+  with pytest.raises(UserError, match="other columns"):
+    results.append_run(str(path), summary(), "run.py")
+  assert path.read_text() == "pair,method,seed,target_accuracy\nmnist_usps,adda,0,0.9\n"
+
+
+def test_an_empty_file_gets_a_header(tmp_path):
+  path = tmp_path / "empty.csv"
+  path.write_text("")
+  results.append_run(str(path), summary("source_only"), "run.py")
+  assert path.read_text().splitlines()[0] == ",".join(results.COLUMNS)
