@@ -4,10 +4,9 @@
 same values and gradients (up to ties), but XLA differentiates it with a cheap
 compare-and-select instead of `select_and_scatter`, which is several times slower on CPU.
 
-Convolutions stay XLA's own. A custom weight gradient for the first layer (patches x output
-gradient as one matrix product) was faster in isolation on CPU but slower inside the adapt
-step, where it stopped XLA from sharing M_t's forward pass between the discriminator and
-target-encoder updates (measured +7 ms/step), so it was dropped.
+Convolutions stay XLA's own; on CPU, `xla_options` keeps them out of YNNPACK, which was the
+larger cost. Custom matmul-based convolution gradients (patches x output gradient) were
+measured on top of that and were no faster, so they are not used.
 """
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
-from adda_jax import losses
+from adda_jax import losses, xla_options
 from adda_jax.models import Networks
 
 PyTree = Any
@@ -142,7 +142,8 @@ def make_pretrain_call(nets: Networks, tx: optax.GradientTransformation, batch_s
   """
   rolled = default_rolled() if rolled is None else rolled
 
-  @functools.partial(jax.jit, static_argnames="num_steps", donate_argnums=0)
+  @functools.partial(jax.jit, static_argnames="num_steps", donate_argnums=0,
+                     compiler_options=xla_options.for_default_backend())
   def call(state, source: DeviceData, key, num_steps: int):
     def one(state):
       images, labels = sample_batch(source, jax.random.fold_in(key, state["step"]), batch_size,
@@ -249,7 +250,8 @@ def make_adapt_call(nets: Networks, tx_target, tx_disc, loss_kind: str, disc_inp
   `make_pretrain_call`, `simultaneous` as in `adapt_step`."""
   rolled = default_rolled() if rolled is None else rolled
 
-  @functools.partial(jax.jit, static_argnames="num_steps", donate_argnums=0)
+  @functools.partial(jax.jit, static_argnames="num_steps", donate_argnums=0,
+                     compiler_options=xla_options.for_default_backend())
   def call(state, frozen, source: DeviceData, target: DeviceData, key, num_steps: int):
     def one(state):
       source_key, target_key = jax.random.split(jax.random.fold_in(key, state["step"]))
@@ -269,7 +271,7 @@ def make_adapt_call(nets: Networks, tx_target, tx_disc, loss_kind: str, disc_inp
 def make_predict(nets: Networks):
   """jit(encoder, classifier, images) -> predicted labels: C(M(x))."""
 
-  @jax.jit
+  @functools.partial(jax.jit, compiler_options=xla_options.for_default_backend())
   def predict(encoder, classifier, images):
     logits = nets.classifier.apply(classifier, nets.encoder.apply(encoder, images))
     return jnp.argmax(logits, -1)

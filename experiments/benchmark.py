@@ -7,8 +7,8 @@ Reports the median ms/step over repeated blocks for pretraining (M_s + C), adapt
 (a D step and an M_t step) and evaluation (forward + argmax), images/s, compile time, peak host
 memory and (where the backend reports it) device memory. It uses random arrays, so it needs
 neither TFDS nor any data. `--baseline` also times the plain formulation (the 2x2
-max-pool via `reduce_window`, as flax's `nn.max_pool`) for a before/after comparison in the
-same invocation.
+max-pool via `reduce_window`, as flax's `nn.max_pool`, and XLA's default compiler options
+instead of `adda_jax/xla_options.py`) for a before/after comparison in the same invocation.
 When PyTorch is importable the reference script runs in the same invocation, and the ratio
 ours/torch is printed. The last line is one JSON object.
 """
@@ -28,7 +28,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import linen as nn  # noqa: E402
 
-from adda_jax import ops, steps  # noqa: E402
+from adda_jax import ops, steps, xla_options  # noqa: E402
 from adda_jax.models import make_networks  # noqa: E402
 from adda_jax.train import Placement  # noqa: E402
 
@@ -133,7 +133,8 @@ def main() -> None:
   parser.add_argument("--steps-per-call", type=int, default=None,
                       help="training steps per dispatch (default: 1 on CPU, 10 elsewhere)")
   parser.add_argument("--baseline", action="store_true",
-                      help="also time the plain formulation (flax nn.max_pool pooling)")
+                      help="also time the plain formulation (flax nn.max_pool pooling, "
+                           "default XLA options)")
   parser.add_argument("--torch-reference", default=DEFAULT_REFERENCE)
   parser.add_argument("--no-torch", action="store_true")
   args = parser.parse_args()
@@ -145,16 +146,18 @@ def main() -> None:
              "channels": args.channels}
   per_call = args.steps_per_call or steps.default_steps_per_call()
   if args.baseline:
-    fast_pool = ops.max_pool_2x2
+    fast_pool, tuned = ops.max_pool_2x2, xla_options.for_default_backend
     ops.max_pool_2x2 = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
+    xla_options.for_default_backend = lambda: {}
     base = measure(args.batch, args.size, args.channels, args.blocks, args.block_steps,
                    per_call)
-    ops.max_pool_2x2 = fast_pool
+    ops.max_pool_2x2, xla_options.for_default_backend = fast_pool, tuned
     summary.update({f"baseline_{k}": v for k, v in base.items()})
     print(f"[baseline] pretrain {base['pretrain_ms']:.2f} ms  adapt {base['adapt_ms']:.2f} ms  "
           f"eval {base['eval_ms']:.2f} ms", flush=True)
   ours = measure(args.batch, args.size, args.channels, args.blocks, args.block_steps, per_call)
-  summary.update(ours, steps_per_call=per_call)
+  summary.update(ours, steps_per_call=per_call,
+                 xla_options=str(xla_options.for_default_backend()))
   print(f"[ours] pretrain {ours['pretrain_ms']:.2f} ms  adapt {ours['adapt_ms']:.2f} ms  "
         f"eval {ours['eval_ms']:.2f} ms  ({ours['pretrain_images_per_s']:.0f} img/s pretrain, "
         f"compile {ours['pretrain_compile_s']:.1f} s)", flush=True)

@@ -1,0 +1,46 @@
+"""XLA compiler options for the library's jitted training and evaluation calls, per backend.
+
+They go to `jax.jit(..., compiler_options=...)`, so they apply to our calls only and never
+touch the process-wide XLA_FLAGS.
+
+- CPU: XLA:CPU (jaxlib 0.10) hands convolutions to YNNPACK fusions by default, which are slow
+  on LeNet's small convolutions and their gradients (profiled: the conv2 weight gradient took
+  11.7 ms, the conv2 forward 9.7 ms of a 45 ms pretraining step). An empty YNN fusion list
+  sends them back to XLA's own (Eigen) kernels: pretraining went from 39-45 to 25-31 ms/step
+  on the 2-core dev machine (`experiments/benchmark.py --baseline`, results/benchmark_cpu.jsonl).
+  Restricting YNN to elementwise fusions measured the same; custom matmul-based convolution
+  gradients were no faster on top of it.
+- GPU: deterministic kernels, so one seed gives one result (measured on an H100: two runs of
+  the same command gave identical losses and accuracies, and were not slower).
+
+A jaxlib that does not know an option would refuse every compile; `for_default_backend` tries
+the options once on a tiny function and drops them (with a warning) if they are refused.
+"""
+from __future__ import annotations
+
+import functools
+import warnings
+
+import jax
+import jax.numpy as jnp
+
+PER_BACKEND: dict[str, dict[str, object]] = {
+    "cpu": {"xla_cpu_experimental_ynn_fusion_type": ""},
+    "gpu": {"xla_gpu_deterministic_ops": True},
+}
+
+
+@functools.cache
+def for_default_backend() -> dict[str, object]:
+  """The options for JAX's default backend, if this jaxlib accepts them; else none."""
+  backend = jax.default_backend()
+  options = dict(PER_BACKEND.get(backend, {}))
+  if not options:
+    return {}
+  try:
+    jax.jit(lambda x: x + 1, compiler_options=options)(jnp.zeros(()))
+  except Exception as e:  # noqa: BLE001 - any refusal means "run without them".
+    warnings.warn(f"XLA compiler options {options} were refused on {backend} ({e}); "
+                  f"running without them (slower, or not deterministic on GPU)")
+    return {}
+  return options
