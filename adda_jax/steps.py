@@ -143,7 +143,7 @@ def make_pretrain_call(nets: Networks, tx: optax.GradientTransformation, batch_s
   rolled = default_rolled() if rolled is None else rolled
 
   @functools.partial(jax.jit, static_argnames="num_steps", donate_argnums=0,
-                     compiler_options=xla_options.for_default_backend())
+                     compiler_options=xla_options.for_default_backend("train"))
   def call(state, source: DeviceData, key, num_steps: int):
     def one(state):
       images, labels = sample_batch(source, jax.random.fold_in(key, state["step"]), batch_size,
@@ -251,7 +251,7 @@ def make_adapt_call(nets: Networks, tx_target, tx_disc, loss_kind: str, disc_inp
   rolled = default_rolled() if rolled is None else rolled
 
   @functools.partial(jax.jit, static_argnames="num_steps", donate_argnums=0,
-                     compiler_options=xla_options.for_default_backend())
+                     compiler_options=xla_options.for_default_backend("train"))
   def call(state, frozen, source: DeviceData, target: DeviceData, key, num_steps: int):
     def one(state):
       source_key, target_key = jax.random.split(jax.random.fold_in(key, state["step"]))
@@ -271,7 +271,7 @@ def make_adapt_call(nets: Networks, tx_target, tx_disc, loss_kind: str, disc_inp
 def make_predict(nets: Networks):
   """jit(encoder, classifier, images) -> predicted labels: C(M(x))."""
 
-  @functools.partial(jax.jit, compiler_options=xla_options.for_default_backend())
+  @functools.partial(jax.jit, compiler_options=xla_options.for_default_backend("eval"))
   def predict(encoder, classifier, images):
     logits = nets.classifier.apply(classifier, nets.encoder.apply(encoder, images))
     return jnp.argmax(logits, -1)

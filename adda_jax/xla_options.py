@@ -9,7 +9,8 @@ touch the process-wide XLA_FLAGS.
   sends them back to XLA's own (Eigen) kernels: pretraining went from 39-45 to 25-31 ms/step
   on the 2-core dev machine (`experiments/benchmark.py --baseline`, results/benchmark_cpu.jsonl).
   Restricting YNN to elementwise fusions measured the same; custom matmul-based convolution
-  gradients were no faster on top of it.
+  gradients were no faster on top of it. Evaluation (forward only) keeps the defaults: there
+  YNNPACK was faster (5.5 vs 8.5-9.4 ms per batch of 128).
 - GPU: deterministic kernels, so one seed gives one result (measured on an H100: two runs of
   the same command gave identical losses and accuracies, and were not slower).
 
@@ -24,17 +25,19 @@ import warnings
 import jax
 import jax.numpy as jnp
 
-PER_BACKEND: dict[str, dict[str, object]] = {
-    "cpu": {"xla_cpu_experimental_ynn_fusion_type": ""},
-    "gpu": {"xla_gpu_deterministic_ops": True},
+# (backend, use) -> options; use is "train" (the multi-step training calls) or "eval".
+PER_BACKEND: dict[tuple[str, str], dict[str, object]] = {
+    ("cpu", "train"): {"xla_cpu_experimental_ynn_fusion_type": ""},
+    ("gpu", "train"): {"xla_gpu_deterministic_ops": True},
+    ("gpu", "eval"): {"xla_gpu_deterministic_ops": True},
 }
 
 
 @functools.cache
-def for_default_backend() -> dict[str, object]:
-  """The options for JAX's default backend, if this jaxlib accepts them; else none."""
+def for_default_backend(use: str) -> dict[str, object]:
+  """The options for `use` on JAX's default backend, if this jaxlib accepts them; else none."""
   backend = jax.default_backend()
-  options = dict(PER_BACKEND.get(backend, {}))
+  options = dict(PER_BACKEND.get((backend, use), {}))
   if not options:
     return {}
   try:

@@ -148,7 +148,7 @@ def main() -> None:
   if args.baseline:
     fast_pool, tuned = ops.max_pool_2x2, xla_options.for_default_backend
     ops.max_pool_2x2 = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
-    xla_options.for_default_backend = lambda: {}
+    xla_options.for_default_backend = lambda use: {}
     base = measure(args.batch, args.size, args.channels, args.blocks, args.block_steps,
                    per_call)
     ops.max_pool_2x2, xla_options.for_default_backend = fast_pool, tuned
@@ -157,7 +157,8 @@ def main() -> None:
           f"eval {base['eval_ms']:.2f} ms", flush=True)
   ours = measure(args.batch, args.size, args.channels, args.blocks, args.block_steps, per_call)
   summary.update(ours, steps_per_call=per_call,
-                 xla_options=str(xla_options.for_default_backend()))
+                 xla_options=str({use: xla_options.for_default_backend(use)
+                                   for use in ("train", "eval")}))
   print(f"[ours] pretrain {ours['pretrain_ms']:.2f} ms  adapt {ours['adapt_ms']:.2f} ms  "
         f"eval {ours['eval_ms']:.2f} ms  ({ours['pretrain_images_per_s']:.0f} img/s pretrain, "
         f"compile {ours['pretrain_compile_s']:.1f} s)", flush=True)

@@ -15,12 +15,13 @@ def fresh_cache():
 
 def test_this_jaxlib_accepts_the_cpu_options():
   assert jax.default_backend() == "cpu"
-  options = xla_options.for_default_backend()
-  assert options == xla_options.PER_BACKEND["cpu"]
+  options = xla_options.for_default_backend("train")
+  assert options == xla_options.PER_BACKEND[("cpu", "train")]
   assert float(jax.jit(lambda x: x * 2, compiler_options=options)(jnp.ones(()))) == 2.0
 
 
 def test_refused_options_fall_back_to_none(monkeypatch):
-  monkeypatch.setitem(xla_options.PER_BACKEND, "cpu", {"xla_no_such_option_anywhere": True})
+  monkeypatch.setitem(xla_options.PER_BACKEND, ("cpu", "train"),
+                      {"xla_no_such_option_anywhere": True})
   with pytest.warns(UserWarning, match="refused"):
-    assert xla_options.for_default_backend() == {}
+    assert xla_options.for_default_backend("train") == {}
