@@ -41,34 +41,50 @@ def group(rows):
   return groups
 
 
+def per_seed(rows) -> dict[str, float]:
+  """Accuracy (%) per seed; repeated runs of one seed (e.g. timing reruns) are averaged first,
+  so mean ± std is over seeds."""
+  by_seed = collections.defaultdict(list)
+  for r in rows:
+    by_seed[r["seed"]].append(100 * float(r["target_accuracy"]))
+  return {seed: statistics.mean(accs) for seed, accs in sorted(by_seed.items())}
+
+
+def mean_std(rows) -> tuple[float, float]:
+  accs = list(per_seed(rows).values())
+  return statistics.mean(accs), statistics.stdev(accs) if len(accs) > 1 else 0.0
+
+
 def table(groups) -> str:
-  lines = ["| pair | method | target acc. % (mean ± std) | seeds | paper | protocol |",
-           "|---|---|---|---|---|---|"]
+  lines = ["| pair | method | target acc. % (mean ± std over seeds) | seeds (runs) | paper | "
+           "protocol |", "|---|---|---|---|---|---|"]
   for (pair, method, _), rows in sorted(groups.items()):
-    accs = [100 * float(r["target_accuracy"]) for r in rows]
-    std = statistics.stdev(accs) if len(accs) > 1 else 0.0
-    seeds = ",".join(sorted(r["seed"] for r in rows))
+    mean, std = mean_std(rows)
+    seeds = ",".join(per_seed(rows))
+    if len(rows) > len(per_seed(rows)):
+      seeds += f" ({len(rows)})"
     r = rows[0]
     subsets = (f"{r['source_subset'] or 'full'}/{r['target_subset'] or 'full'}")
+    adaptation = ("" if method == "source_only" else
+                  f"D on {r['disc_input']}, {r['adversarial_loss']} {r['adapt_update']}, ")
     protocol = (f"{r['pretrain_steps']}+{r['adapt_steps']} steps, subsets {subsets}, eval "
-                f"{r['eval_split']}, D on {r['disc_input']}, {r['adversarial_loss']} "
-                f"{r['adapt_update']}, "
-                f"{r['image_size']}px x{r['channels']}")
+                f"{r['eval_split']}, {adaptation}{r['image_size']}px x{r['channels']}")
     paper = PAPER.get((pair, method), "")
-    lines.append(f"| {pair} | {method} | {statistics.mean(accs):.1f} ± {std:.1f} | {seeds} | "
-                 f"{paper} | {protocol} |")
+    lines.append(f"| {pair} | {method} | {mean:.1f} ± {std:.1f} | {seeds} | {paper} | "
+                 f"{protocol} |")
   return "\n".join(lines)
 
 
 def plot(groups, path, title):
   keys = sorted(groups)
-  at = {name: PROTOCOL.index(name) for name in ("eval_split", "source_subset", "disc_input")}
-  labels = [f"{p}\n{m}\n{'subsets' if proto[at['source_subset']] else 'full'}, "
-            f"{proto[at['disc_input']][:5]}\neval {proto[at['eval_split']]}"
+  at = {name: PROTOCOL.index(name)
+        for name in ("eval_split", "source_subset", "disc_input", "adapt_update")}
+  labels = [f"{p}\n{m}\n{'subsets' if proto[at['source_subset']] else 'full'}, eval "
+            f"{proto[at['eval_split']]}"
+            + ("" if m == "source_only" else
+               f"\nD {proto[at['disc_input']][:5]}, {proto[at['adapt_update']][:5]}")
             for p, m, proto in keys]
-  means = [statistics.mean(100 * float(r["target_accuracy"]) for r in groups[k]) for k in keys]
-  stds = [statistics.stdev([100 * float(r["target_accuracy"]) for r in groups[k]])
-          if len(groups[k]) > 1 else 0.0 for k in keys]
+  means, stds = zip(*(mean_std(groups[k]) for k in keys))
   fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(keys)), 4.5))
   colors = ["tab:gray" if m == "source_only" else "tab:blue" for _, m, _ in keys]
   ax.bar(range(len(keys)), means, yerr=stds, color=colors, capsize=4)
