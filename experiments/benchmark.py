@@ -8,9 +8,10 @@ Reports the median ms/step over repeated blocks for pretraining (M_s + C), adapt
 (a D step and an M_t step) and evaluation (forward + argmax), images/s, compile time, peak host
 memory and (where the backend reports it) device memory. The step timings use random arrays,
 so they need neither TFDS nor any data; `--end-to-end RAW_DIR` adds the wall time of a whole
-paper-length MNIST->USPS run from the raw files in RAW_DIR. `--baseline` also times the plain formulation (the 2x2
-max-pool via `reduce_window`, as flax's `nn.max_pool`, and XLA's default compiler options
-instead of `adda_jax/xla_options.py`) for a before/after comparison in the same invocation.
+paper-length MNIST->USPS run from the raw files in RAW_DIR. `--baseline` also times the plain
+formulation (the 2x2 max-pool via `reduce_window`, as flax's `nn.max_pool`, and XLA's default
+compiler options instead of `adda_jax/xla_options.py`) for a before/after comparison in the
+same invocation.
 When PyTorch is importable the reference script runs in the same invocation, and the ratio
 ours/torch is printed. The last line is one JSON object.
 """
