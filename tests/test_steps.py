@@ -19,6 +19,16 @@ def toy_batch(seed=0, n=32):
   return jnp.asarray(images), jnp.asarray(labels, jnp.int32)
 
 
+def adapt_setup():
+  """Adapt optimisers, frozen {M_s, C} and a fresh adapt state with M_t = M_s."""
+  tx_t, tx_d = steps.adapt_optimizer(2e-4, 0.5), steps.adapt_optimizer(2e-4, 0.5)
+  source_encoder = NETS.encoder.init(jax.random.key(0))
+  frozen = {"source_encoder": source_encoder,
+            "classifier": NETS.classifier.init(jax.random.key(1))}
+  state = steps.init_adapt(NETS, tx_t, tx_d, source_encoder, jax.random.key(2))
+  return tx_t, tx_d, frozen, state
+
+
 def test_pretrain_step_lowers_cross_entropy():
   tx = steps.pretrain_optimizer(1e-3, 0.9, 2.5e-5)
   state = steps.init_pretrain(NETS, tx, jax.random.key(0))
@@ -66,12 +76,8 @@ def test_target_step_lowers_mapping_loss_and_keeps_d_fixed():
 
 
 def test_adapt_step_updates_target_not_source():
-  tx_t, tx_d = steps.adapt_optimizer(2e-4, 0.5), steps.adapt_optimizer(2e-4, 0.5)
-  source_encoder = NETS.encoder.init(jax.random.key(0))
-  frozen = {"source_encoder": source_encoder,
-            "classifier": NETS.classifier.init(jax.random.key(1))}
-  state = steps.init_adapt(NETS, tx_t, tx_d, source_encoder, jax.random.key(2))
-  chex.assert_trees_all_equal(state["target_encoder"], source_encoder)  # M_t starts as M_s
+  tx_t, tx_d, frozen, state = adapt_setup()
+  chex.assert_trees_all_equal(state["target_encoder"], frozen["source_encoder"])  # M_t = M_s
   xs, _ = toy_batch(4)
   xt, _ = toy_batch(5)
   new, metrics = jax.jit(functools.partial(steps.adapt_step, NETS, tx_t, tx_d, "gan",
@@ -79,7 +85,7 @@ def test_adapt_step_updates_target_not_source():
   assert int(new["step"]) == 1
   assert set(metrics) == {"disc_loss", "disc_accuracy", "mapping_loss"}
   diff = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), new["target_encoder"],
-                      source_encoder)
+                      frozen["source_encoder"])
   assert max(jax.tree.leaves(diff)) > 0
 
 
@@ -103,17 +109,13 @@ def test_multi_step_calls_equal_single_calls():
 
 
 def test_looped_adapt_call_equals_unrolled():
-  tx_t, tx_d = steps.adapt_optimizer(2e-4, 0.5), steps.adapt_optimizer(2e-4, 0.5)
-  source_encoder = NETS.encoder.init(jax.random.key(0))
-  frozen = {"source_encoder": source_encoder,
-            "classifier": NETS.classifier.init(jax.random.key(1))}
+  tx_t, tx_d, frozen, _ = adapt_setup()
   source, target = steps.DeviceData(*toy_batch(8, 64)), steps.DeviceData(*toy_batch(9, 64))
   key = jax.random.key(3)
   results = []
   for rolled in (False, True):
     call = steps.make_adapt_call(NETS, tx_t, tx_d, "gan", "features", 16, rolled=rolled)
-    state = steps.init_adapt(NETS, tx_t, tx_d, source_encoder, jax.random.key(2))
-    results.append(call(state, frozen, source, target, key, num_steps=3))
+    results.append(call(adapt_setup()[3], frozen, source, target, key, num_steps=3))
   chex.assert_trees_all_close(results[0], results[1], atol=1e-5)
   assert int(results[1][0]["step"]) == 3
 
@@ -132,11 +134,7 @@ def test_no_recompiles_after_the_first_call():
 
 
 def test_simultaneous_update_moves_target_against_the_old_discriminator():
-  tx_t, tx_d = steps.adapt_optimizer(2e-4, 0.5), steps.adapt_optimizer(2e-4, 0.5)
-  source_encoder = NETS.encoder.init(jax.random.key(0))
-  frozen = {"source_encoder": source_encoder,
-            "classifier": NETS.classifier.init(jax.random.key(1))}
-  state = steps.init_adapt(NETS, tx_t, tx_d, source_encoder, jax.random.key(2))
+  tx_t, tx_d, frozen, state = adapt_setup()
   xs, _ = toy_batch(4)
   xt, _ = toy_batch(5)
   step = jax.jit(functools.partial(steps.adapt_step, NETS, tx_t, tx_d, "gan", "features"),
