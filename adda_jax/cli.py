@@ -78,8 +78,8 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> Config:
   cfg = get_config(args.pair)
   names = ("method", "seed", "pretrain_steps", "adapt_steps", "batch_size", "pretrain_lr",
-           "adapt_lr", "adversarial_loss", "adapt_update", "disc_input", "eval_split", "log_every",
-           "checkpoint_every")
+           "adapt_lr", "adversarial_loss", "adapt_update", "disc_input", "eval_split",
+           "log_every", "checkpoint_every")
   changes = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
   if args.full_sets:
     changes.update(source_subset=None, target_subset=None)

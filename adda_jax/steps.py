@@ -183,7 +183,8 @@ def discriminator_step(nets: Networks, tx: optax.GradientTransformation, params:
   target_inputs = lax.stop_gradient(target_inputs)
 
   def loss_fn(params):
-    s, t = nets.discriminator.apply(params, source_inputs), nets.discriminator.apply(params, target_inputs)
+    s = nets.discriminator.apply(params, source_inputs)
+    t = nets.discriminator.apply(params, target_inputs)
     return losses.discriminator_loss(s, t), losses.discriminator_accuracy(s, t)
 
   (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)

@@ -23,7 +23,8 @@ PAPER = {("mnist_usps", "source_only"): 75.2, ("mnist_usps", "adda"): 89.4,
          ("mnist_mnistm", "source_only"): 52.3}
 PROTOCOL = ("pretrain_steps", "adapt_steps", "source_subset", "target_subset", "eval_split",
             "disc_input", "adversarial_loss", "adapt_update", "image_size", "channels")
-ADAPT_ONLY = ("disc_input", "adversarial_loss", "adapt_update")  # Do not distinguish source-only models.
+# Settings of stage 2 only: they do not distinguish source-only models.
+ADAPT_ONLY = ("disc_input", "adversarial_loss", "adapt_update")
 
 
 def load(path):

@@ -1,4 +1,4 @@
-"""Each jitted step lowers its own loss on a fixed toy batch; multi-step calls equal single steps."""
+"""Each jitted step lowers its loss on a fixed toy batch; multi-step calls equal single steps."""
 import functools
 
 import chex
