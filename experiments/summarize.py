@@ -58,7 +58,7 @@ def mean_std(rows) -> tuple[float, float]:
 
 def table(groups) -> str:
   lines = ["| pair | method | target acc. % (mean ± std over seeds) | seeds (runs) | paper | "
-           "protocol |", "|---|---|---|---|---|---|"]
+           "protocol | commits |", "|---|---|---|---|---|---|---|"]
   for (pair, method, _), rows in sorted(groups.items()):
     mean, std = mean_std(rows)
     seeds = ",".join(per_seed(rows))
@@ -71,8 +71,9 @@ def table(groups) -> str:
     protocol = (f"{r['pretrain_steps']}+{r['adapt_steps']} steps, subsets {subsets}, eval "
                 f"{r['eval_split']}, {adaptation}{r['image_size']}px x{r['channels']}")
     paper = PAPER.get((pair, method), "")
+    commits = ", ".join(sorted({r["commit"] for r in rows}))
     lines.append(f"| {pair} | {method} | {mean:.1f} ± {std:.1f} | {seeds} | {paper} | "
-                 f"{protocol} |")
+                 f"{protocol} | {commits} |")
   return "\n".join(lines)
 
 
