@@ -2,7 +2,7 @@
 # Prepared GPU checks (device tool), all from raw files:
 #   bench        benchmark.py (500 steps per dispatch, and 1) and the PyTorch CUDA reference
 #   timed        one paper-length MNIST->USPS run, whole-command wall time
-#   determinism  the same run twice with XLA_FLAGS=--xla_gpu_deterministic_ops=true
+#   determinism  the same run twice more (the library asks XLA for deterministic GPU kernels)
 #   sweep        MNIST<->USPS x seeds 0-2 x variants, four runs at a time on the one GPU;
 #                SWEEP=protocols: paper, logits, full, full_logits;
 #                SWEEP=authors: simultaneous, authors (the released code's whole protocol)
@@ -60,7 +60,6 @@ timed_run() {  # $1: log file; the whole command is timed: data load, compiles, 
 }
 has timed && timed_run "$out/run.txt"
 if has determinism; then
-  export XLA_FLAGS="${XLA_FLAGS:-} --xla_gpu_deterministic_ops=true"
   timed_run "$out/determinism.txt"
   timed_run "$out/determinism.txt"
 fi
