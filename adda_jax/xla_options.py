@@ -25,11 +25,12 @@ import warnings
 import jax
 import jax.numpy as jnp
 
+_DETERMINISTIC_GPU = {"xla_gpu_deterministic_ops": True}
 # (backend, use) -> options; use is "train" (the multi-step training calls) or "eval".
 PER_BACKEND: dict[tuple[str, str], dict[str, object]] = {
     ("cpu", "train"): {"xla_cpu_experimental_ynn_fusion_type": ""},
-    ("gpu", "train"): {"xla_gpu_deterministic_ops": True},
-    ("gpu", "eval"): {"xla_gpu_deterministic_ops": True},
+    ("gpu", "train"): _DETERMINISTIC_GPU,
+    ("gpu", "eval"): _DETERMINISTIC_GPU,
 }
 
 

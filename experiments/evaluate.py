@@ -11,13 +11,14 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from adda_jax import cli, results, train  # noqa: E402
+from adda_jax.config import EVAL_SPLITS  # noqa: E402
 
 
 def main() -> None:
   parser = cli.Parser(description=__doc__,
                       formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--workdir", required=True, help="folder of a run made by run.py")
-  parser.add_argument("--eval-split", choices=("test", "train"), default=None,
+  parser.add_argument("--eval-split", choices=EVAL_SPLITS, default=None,
                       help="evaluate on this target split instead of the run's own")
   parser.add_argument("--results", default=None, metavar="CSV",
                       help="append the rows (the run's own, re-measured) to a results CSV")

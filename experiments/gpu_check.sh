@@ -96,7 +96,7 @@ one() {
   fi
 }
 export -f one
-export out steps
+export out
 export common_flags="${common[*]}"
 sweep | timeout "$sweep_seconds" xargs -P 4 -L 1 bash -c \
   'common=($common_flags); one "$@"' _

@@ -62,7 +62,7 @@ def table(groups) -> str:
   for (pair, method, _), rows in sorted(groups.items()):
     mean, std = mean_std(rows)
     seeds = ",".join(per_seed(rows))
-    if len(rows) > len(per_seed(rows)):
+    if len(rows) > len(seeds.split(",")):
       seeds += f" ({len(rows)})"
     r = rows[0]
     subsets = (f"{r['source_subset'] or 'full'}/{r['target_subset'] or 'full'}")
