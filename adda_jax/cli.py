@@ -72,6 +72,9 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
   group.add_argument("--log-every", type=int, help="steps between progress lines (500)")
   group.add_argument("--checkpoint-every", type=int,
                      help="steps between checkpoints inside a stage (2000)")
+  group.add_argument("--no-target-monitor", action="store_true",
+                     help="skip the target accuracy shown at each progress line (it reads "
+                          "target labels, for watching a run; no run selects on it)")
   add_data_flags(parser)
 
 
@@ -85,6 +88,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     changes.update(source_subset=None, target_subset=None)
   if args.rgb32:
     changes.update(image_size=32, channels=3)
+  if args.no_target_monitor:
+    changes.update(monitor_target=False)
   return cfg.replace(**changes).validate()
 
 

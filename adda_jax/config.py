@@ -35,7 +35,7 @@ ADAPT_UPDATES = ("alternating", "simultaneous")
 EVAL_SPLITS = ("test", "train")
 
 # Fields that only change how a run is observed or stored, not what it computes.
-BOOKKEEPING_FIELDS = ("log_every", "checkpoint_every", "keep_checkpoints")
+BOOKKEEPING_FIELDS = ("log_every", "checkpoint_every", "keep_checkpoints", "monitor_target")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +71,8 @@ class Config:
   log_every: int = 500
   checkpoint_every: int = 2_000
   keep_checkpoints: int = 2
+  # Measure target accuracy at each progress line (reads target labels: watching only).
+  monitor_target: bool = True
 
   def replace(self, **changes: Any) -> "Config":
     return dataclasses.replace(self, **changes)

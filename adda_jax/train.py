@@ -28,6 +28,7 @@ from adda_jax.models import Networks, make_networks
 from adda_jax.results import device_name, git_commit
 
 Log = Callable[[str], None]
+Measure = Callable[[Any], dict[str, float]]
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
 EVAL_BATCH = 1000
@@ -94,16 +95,19 @@ class CollapseWatch:
 
 def _run_steps(stage: str, state: Any, run_chunk: Callable[[Any, int], tuple[Any, Any]],
                total: int, cfg: Config, checkpoints: StageCheckpoints, log: Log,
-               on_log: Callable[[int, dict], None] = lambda step, metrics: None
-               ) -> tuple[Any, float]:
+               on_log: Callable[[int, dict], None] = lambda step, metrics: None,
+               measure: Callable[[Any], dict[str, float]] | None = None
+               ) -> tuple[Any, float, list[dict[str, float]]]:
   """Runs `run_chunk` up to `total` steps, stopping at every log and checkpoint boundary.
 
   Metrics are read back only at those boundaries. A non-finite loss stops the stage before
   the bad state can be saved, so the newest checkpoint is always the last good one.
-  Returns the final state and the training wall time in seconds.
+  `measure(state)` adds metrics at each progress line (outside the timed training).
+  Returns the final state, the training wall time in seconds and the logged metrics.
   """
   step = int(state["step"])
   wall = 0.0
+  history: list[dict[str, float]] = []
   window_start, window_steps = time.perf_counter(), 0
   while step < total:
     nxt = min(total, (step // cfg.log_every + 1) * cfg.log_every,
@@ -124,13 +128,17 @@ def _run_steps(stage: str, state: Any, run_chunk: Callable[[Any, int], tuple[Any
                       f"(lower the learning rate and rerun with --fresh)")
     if step % cfg.log_every == 0 or step == total:
       rate = window_steps / (time.perf_counter() - window_start)
-      shown = "  ".join(f"{k} {float(v):.4f}" for k, v in metrics.items())
+      metrics = {k: float(v) for k, v in metrics.items()}
+      if measure is not None:
+        metrics.update(measure(state))
+      shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
       log(f"[{stage}] step {step:>6}/{total}  {shown}  ({rate:.1f} steps/s)")
+      history.append({"step": step, **metrics})
       on_log(step, metrics)
       window_start, window_steps = time.perf_counter(), 0
     if step % cfg.checkpoint_every == 0 or step == total:
       checkpoints.save(step, state, cfg.to_json())
-  return state, wall
+  return state, wall, history
 
 
 def _restore_or(init_state: Any, checkpoints: StageCheckpoints, log: Log, stage: str) -> Any:
@@ -206,7 +214,8 @@ class Stages:
                       f"{checkpoints.latest_step()}, need {total}); run experiments/run.py first")
     return checkpoints.restore(total, abstract_like(init_state))[0]
 
-  def pretrain(self, source: steps.DeviceData, log: Log) -> tuple[Any, float]:
+  def pretrain(self, source: steps.DeviceData, log: Log, measure: Measure | None = None
+               ) -> tuple[Any, float, list[dict[str, float]]]:
     cfg, tx = self.cfg, self.pretrain_tx()
     checkpoints = self.checkpoints("pretrain")
     state = self.placement.replicate(_restore_or(self.initial_pretrain_state(), checkpoints,
@@ -214,10 +223,12 @@ class Stages:
     call = steps.make_pretrain_call(self.nets, tx, cfg.batch_size, self.placement.shard_batch)
     key = self.keys["pretrain_data"]
     run_chunk = self._chain(lambda s, n: call(s, source, key, num_steps=n))
-    return _run_steps("pretrain", state, run_chunk, cfg.pretrain_steps, cfg, checkpoints, log)
+    return _run_steps("pretrain", state, run_chunk, cfg.pretrain_steps, cfg, checkpoints, log,
+                      measure=measure)
 
   def adapt(self, source: steps.DeviceData, target: steps.DeviceData, pretrained: Any, log: Log,
-            watch: CollapseWatch) -> tuple[Any, float]:
+            watch: CollapseWatch, measure: Measure | None = None
+            ) -> tuple[Any, float, list[dict[str, float]]]:
     cfg = self.cfg
     tx_target, tx_disc = self.adapt_txs()
     checkpoints = self.checkpoints("adapt")
@@ -232,7 +243,7 @@ class Stages:
     key = self.keys["adapt_data"]
     run_chunk = self._chain(lambda s, n: call(s, frozen, source, target, key, num_steps=n))
     return _run_steps("adapt", state, run_chunk, cfg.adapt_steps, cfg, checkpoints, log,
-                      on_log=watch)
+                      on_log=watch, measure=measure)
 
   def _chain(self, call):
     """A `run_chunk(state, n)` that advances n steps in calls of `steps_per_call`."""
@@ -303,9 +314,18 @@ def run(cfg: Config, workdir: str, data: DataSource, *, fresh: bool = False,
                              "commit": git_commit(), "device": device_name(),
                              "config": cfg.to_json()}
 
+  def monitor(encoder_key: str, classifier: Callable[[Any], Any]) -> Measure | None:
+    """Target accuracy at each progress line: it reads target labels, so it is for watching
+    a run only; the model a run keeps is always its last step's."""
+    if not cfg.monitor_target:
+      return None
+    return lambda state: {"target_accuracy": accuracy(
+        predict, state[encoder_key], classifier(state), *pair.target_eval)}
+
   # Training sets go to the device once and serve both stages.
   source = stages.placement.replicate(steps.DeviceData(*pair.source_train))
-  pretrained, summary["pretrain_seconds"] = stages.pretrain(source, log)
+  pretrained, summary["pretrain_seconds"], summary["pretrain_history"] = stages.pretrain(
+      source, log, monitor("encoder", lambda state: state["classifier"]))
   summary["source_only_accuracy"] = accuracy(predict, pretrained["encoder"],
                                              pretrained["classifier"], *pair.target_eval)
   log(f"[eval] source only: {100 * summary['source_only_accuracy']:.2f}% on target "
@@ -313,7 +333,9 @@ def run(cfg: Config, workdir: str, data: DataSource, *, fresh: bool = False,
   if cfg.method == "adda":
     watch = CollapseWatch(log)
     target = stages.placement.replicate(steps.DeviceData(*pair.target_train))
-    adapted, summary["adapt_seconds"] = stages.adapt(source, target, pretrained, log, watch)
+    adapted, summary["adapt_seconds"], summary["adapt_history"] = stages.adapt(
+        source, target, pretrained, log, watch,
+        monitor("target_encoder", lambda state: pretrained["classifier"]))
     summary["discriminator_collapse"] = watch.events
     summary["adda_accuracy"] = accuracy(predict, adapted["target_encoder"],
                                         pretrained["classifier"], *pair.target_eval)

@@ -52,3 +52,15 @@ def test_bad_flag_writes_nothing(tmp_path):
 def test_evaluate_without_a_run(tmp_path):
   assert_one_line_error(run_cli("--workdir", str(tmp_path), script="experiments/evaluate.py"),
                         "holds no run")
+
+
+def test_flags_map_onto_the_preset():
+  from adda_jax import cli
+  parser = cli.Parser()
+  cli.add_run_flags(parser)
+  preset = cli.config_from_args(parser.parse_args(["--pair", "usps_mnist"]))
+  assert (preset.source_subset, preset.target_subset, preset.monitor_target) == (1800, 2000, True)
+  changed = cli.config_from_args(parser.parse_args(
+      ["--pair", "usps_mnist", "--full-sets", "--rgb32", "--no-target-monitor", "--seed", "3"]))
+  assert changed == preset.replace(source_subset=None, target_subset=None, image_size=32,
+                                   channels=3, monitor_target=False, seed=3)

@@ -28,6 +28,13 @@ def test_run_evaluate_and_resume(raw_dir, tmp_path):
   assert 0.0 <= summary["source_only_accuracy"] <= 1.0
   assert 0.0 <= summary["adda_accuracy"] <= 1.0
   assert sum("[pretrain] step" in l for l in lines) == 3
+  # Each progress line's metrics, target accuracy included, are kept in the summary.
+  assert [h["step"] for h in summary["pretrain_history"]] == [2, 4, 6]
+  assert [h["step"] for h in summary["adapt_history"]] == [2, 4]
+  assert all(0.0 <= h["target_accuracy"] <= 1.0 and "disc_accuracy" in h
+             for h in summary["adapt_history"])
+  assert summary["adapt_history"][-1]["target_accuracy"] == summary["adda_accuracy"]
+  assert summary["pretrain_history"][-1]["target_accuracy"] == summary["source_only_accuracy"]
   assert sorted(os.listdir(os.path.join(workdir, "pretrain"))) == ["4", "6"]
   assert sorted(os.listdir(os.path.join(workdir, "adapt"))) == ["2", "4"]
 
@@ -42,6 +49,18 @@ def test_run_evaluate_and_resume(raw_dir, tmp_path):
   assert not any("step" in l and ("[pretrain]" in l or "[adapt]" in l) for l in again
                  if "resuming" not in l)
   assert rerun["adda_accuracy"] == summary["adda_accuracy"]
+
+
+def test_target_monitor_off_changes_nothing_but_the_log(raw_dir, tmp_path):
+  data = DataSource("raw", raw_dir)
+  quiet, watched = [], []
+  off = train.run(tiny(monitor_target=False), str(tmp_path / "off"), data, log=quiet.append)
+  on = train.run(tiny(), str(tmp_path / "on"), data, log=watched.append)
+  assert not any("target_accuracy" in l for l in quiet)
+  assert sum("target_accuracy" in l for l in watched) == 5
+  assert off["adda_accuracy"] == on["adda_accuracy"]
+  assert [h["disc_loss"] for h in off["adapt_history"]] == [
+      h["disc_loss"] for h in on["adapt_history"]]
 
 
 def test_workdir_with_other_config_is_refused(raw_dir, tmp_path):
