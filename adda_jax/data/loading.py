@@ -19,6 +19,7 @@ from adda_jax.errors import UserError
 DOMAINS = ("mnist", "usps", "svhn", "mnist_m")
 CATALOG = {"mnist": "mnist", "svhn": "svhn_cropped"}
 RAW_DIR_ENV = "ADDA_RAW_DIR"
+_READ_CHUNK = 10_000  # Examples per batch when reading a prepared TFDS split into memory.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +71,10 @@ def _load_tfds(domain: str, raw_dir: str | None, data_dir: str | None) -> dict[s
   builder.download_and_prepare(download_config=download_config)
   out = {}
   for split in ("train", "test"):
-    batch = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+    # Read in chunks, not `batch_size=-1`: that needs the split size from the dataset info,
+    # which a builder's metadata may lack (TFDS's own mocks do).
+    chunks = list(tfds.as_numpy(builder.as_dataset(split=split, batch_size=_READ_CHUNK)))
+    batch = {key: np.concatenate([chunk[key] for chunk in chunks]) for key in chunks[0]}
     order = np.argsort(batch["index"]) if "index" in batch else slice(None)
     out[split] = (batch["image"][order], batch["label"][order].astype(np.int64))
   return out
