@@ -16,19 +16,23 @@ COLUMNS = ("pair", "method", "seed", "target_accuracy", "eval_split", "pretrain_
            "device", "commit", "command")
 
 
-def git_commit() -> str:
-  """The checked-out commit (recorded when a run starts: the code that produced its rows).
+def git_commit(root: str | None = None) -> str:
+  """The checked-out commit (recorded when a run starts: the code that produced its rows),
+  with "-dirty" when the package or the experiment scripts differ from it.
 
   $ADDA_COMMIT overrides it, for copies of the tree whose .git is absent or stale.
   """
   if os.environ.get("ADDA_COMMIT"):
     return os.environ["ADDA_COMMIT"]
+  root = root or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   try:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True, check=True,
-                          cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, check=True, cwd=root).stdout.strip()
+    changed = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "adda_jax", "experiments"],
+                             capture_output=True, cwd=root).returncode != 0
   except (OSError, subprocess.CalledProcessError):
     return "unknown"
+  return commit + ("-dirty" if changed else "")
 
 
 def device_name() -> str:

@@ -45,3 +45,22 @@ def test_an_empty_file_gets_a_header(tmp_path):
   path.write_text("")
   results.append_run(str(path), summary("source_only"), "run.py")
   assert path.read_text().splitlines()[0] == ",".join(results.COLUMNS)
+
+
+def test_commit_is_marked_dirty_only_when_code_differs(tmp_path, monkeypatch):
+  import subprocess
+  monkeypatch.delenv("ADDA_COMMIT", raising=False)
+  git = lambda *args: subprocess.run(["git", *args], cwd=tmp_path, check=True,
+                                     capture_output=True, text=True).stdout.strip()
+  (tmp_path / "adda_jax").mkdir()
+  (tmp_path / "adda_jax" / "steps.py").write_text("STEPS = 1\n")
+  (tmp_path / "README.md").write_text("notes\n")
+  git("init", "-q")
+  git("add", ".")
+  git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start")
+  head = git("rev-parse", "--short", "HEAD")
+  assert results.git_commit(str(tmp_path)) == head
+  (tmp_path / "README.md").write_text("edited notes\n")
+  assert results.git_commit(str(tmp_path)) == head
+  (tmp_path / "adda_jax" / "steps.py").write_text("STEPS = 2\n")
+  assert results.git_commit(str(tmp_path)) == head + "-dirty"
