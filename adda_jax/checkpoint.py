@@ -1,7 +1,8 @@
 """Per-stage orbax checkpoints: one `CheckpointManager` directory per stage.
 
-Each checkpoint holds the stage's train state (parameters, optimiser states, step) and the run's
-config as JSON. Orbax writes into a temporary folder and renames it when complete, so a process
+Each checkpoint holds the stage's train state (parameters, optimiser states, step), the run's
+config as JSON and the stage's provenance (training seconds so far, the commit that trained it),
+so a stage reused or resumed later still reports where its numbers came from. Orbax writes into a temporary folder and renames it when complete, so a process
 killed mid-save leaves no checkpoint that `latest_step` would pick up; `max_to_keep` prunes old
 steps but always keeps the newest.
 """
@@ -34,10 +35,12 @@ class StageCheckpoints:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
-  def save(self, step: int, state: Any, config: dict[str, Any]) -> None:
+  def save(self, step: int, state: Any, config: dict[str, Any],
+           provenance: dict[str, Any]) -> None:
     try:
       self._manager.save(step, args=ocp.args.Composite(
-          state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config)), force=True)
+          state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config),
+          provenance=ocp.args.JsonSave(provenance)), force=True)
       self._manager.wait_until_finished()
     except (OSError, ValueError) as e:  # tensorstore reports a full disk as ValueError.
       for partial in glob.glob(os.path.join(self.directory, f"{step}.orbax-checkpoint-tmp*")):
@@ -47,17 +50,23 @@ class StageCheckpoints:
                       f"({reason}); free disk space and rerun the same command: training "
                       f"resumes from the last complete checkpoint") from e
 
-  def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict[str, Any]]:
-    """The state saved at `step`, laid out like `abstract_state`, and its config."""
+  def restore(self, step: int, abstract_state: Any
+              ) -> tuple[Any, dict[str, Any], dict[str, Any] | None]:
+    """The state saved at `step`, laid out like `abstract_state`, its config and provenance
+    (None for checkpoints written before provenance was saved)."""
+    items = {"state": ocp.args.StandardRestore(abstract_state),
+             "config": ocp.args.JsonRestore()}
+    has_provenance = os.path.isdir(os.path.join(self.directory, str(step), "provenance"))
+    if has_provenance:
+      items["provenance"] = ocp.args.JsonRestore()
     try:
-      restored = self._manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract_state), config=ocp.args.JsonRestore()))
+      restored = self._manager.restore(step, args=ocp.args.Composite(**items))
     except Exception as e:  # Orbax raises many types for damaged or mismatched files.
       raise UserError(
           f"checkpoint {self.directory}/{step} is corrupt or does not match this model "
           f"({type(e).__name__}); delete that folder to fall back to an earlier one, or rerun "
           f"with --fresh") from e
-    return restored.state, restored.config
+    return restored.state, restored.config, restored.provenance if has_provenance else None
 
   def close(self) -> None:
     self._manager.close()

@@ -46,14 +46,26 @@ def rows_for(summary: dict[str, Any], command: str) -> list[dict[str, Any]]:
   common = {k: cfg[k] for k in ("pair", "seed", "eval_split", "pretrain_steps", "adapt_steps",
                                 "batch_size", "source_subset", "target_subset", "disc_input",
                                 "adversarial_loss", "adapt_update", "image_size", "channels")}
-  common.update(device=summary.get("device", ""), commit=summary["commit"], command=command)
+  common.update(device=summary.get("device", ""), command=command)
+  # Each row names the code that trained its model and the training time it took, also when
+  # a stage was reused or resumed (summaries from before per-stage records: the run's commit).
+  pretrain_commit = summary.get("pretrain_commit", summary["commit"])
   rows = [dict(common, method="source_only", target_accuracy=summary["source_only_accuracy"],
-               wall_seconds=round(summary["pretrain_seconds"], 1), adapt_steps=0)]
+               wall_seconds=_total(summary["pretrain_seconds"]), adapt_steps=0,
+               commit=pretrain_commit)]
   if "adda_accuracy" in summary:
+    adapt_commit = summary.get("adapt_commit", summary["commit"])
+    commits = pretrain_commit.split("+")
+    commits += [c for c in adapt_commit.split("+") if c not in commits]
     rows.append(dict(common, method=cfg["method"], target_accuracy=summary["adda_accuracy"],
-                     wall_seconds=round(summary["pretrain_seconds"] + summary["adapt_seconds"],
-                                        1)))
+                     wall_seconds=_total(summary["pretrain_seconds"], summary["adapt_seconds"]),
+                     commit="+".join(commits)))
   return rows
+
+
+def _total(*seconds: float | None) -> float | str:
+  """Summed seconds, rounded; blank when a stage's time is unknown."""
+  return "" if None in seconds else round(sum(seconds), 1)
 
 
 def check_file(path: str) -> bool:

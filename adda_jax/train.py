@@ -71,6 +71,24 @@ class Placement:
 # ----------------------------------------------------------------------------- stages
 
 
+@dataclasses.dataclass(frozen=True)
+class StageRecord:
+  """Where a stage's saved state came from, kept in its checkpoints: training seconds over all
+  invocations (None once a checkpoint older than this record was resumed) and the commit(s)
+  that trained it, so a reused or resumed stage reports its real cost and code."""
+  train_seconds: float | None
+  commit: str
+
+  @classmethod
+  def from_checkpoint(cls, saved: dict[str, Any] | None) -> "StageRecord":
+    return cls(**saved) if saved else cls(None, "unknown")
+
+  def continued(self, seconds: float, commit: str) -> "StageRecord":
+    total = None if self.train_seconds is None else self.train_seconds + seconds
+    commits = [c for c in self.commit.split("+") if c]
+    return StageRecord(total, "+".join(commits + [commit] * (commit not in commits)))
+
+
 class CollapseWatch:
   """Reports a discriminator pinned near accuracy 1.0 (D wins: M_t's gradient vanishes) or
   near 0.5 (D learns nothing) for `window` consecutive logging intervals."""
@@ -93,17 +111,19 @@ class CollapseWatch:
                f"for {self.window} logging intervals up to step {step}")
 
 
-def _run_steps(stage: str, state: Any, run_chunk: Callable[[Any, int], tuple[Any, Any]],
-               total: int, cfg: Config, checkpoints: StageCheckpoints, log: Log,
+def _run_steps(stage: str, state: Any, record: StageRecord, commit: str,
+               run_chunk: Callable[[Any, int], tuple[Any, Any]], total: int, cfg: Config,
+               checkpoints: StageCheckpoints, log: Log,
                on_log: Callable[[int, dict], None] = lambda step, metrics: None,
                measure: Callable[[Any], dict[str, float]] | None = None
-               ) -> tuple[Any, float, list[dict[str, float]]]:
+               ) -> tuple[Any, StageRecord, list[dict[str, float]]]:
   """Runs `run_chunk` up to `total` steps, stopping at every log and checkpoint boundary.
 
   Metrics are read back only at those boundaries. A non-finite loss stops the stage before
   the bad state can be saved, so the newest checkpoint is always the last good one.
   `measure(state)` adds metrics at each progress line (outside the timed training).
-  Returns the final state, the training wall time in seconds and the logged metrics.
+  Returns the final state, its record (`record` continued by this invocation's training time
+  and `commit`, if it trained) and the logged metrics.
   """
   step = int(state["step"])
   wall = 0.0
@@ -137,17 +157,19 @@ def _run_steps(stage: str, state: Any, run_chunk: Callable[[Any, int], tuple[Any
       on_log(step, metrics)
       window_start, window_steps = time.perf_counter(), 0
     if step % cfg.checkpoint_every == 0 or step == total:
-      checkpoints.save(step, state, cfg.to_json())
-  return state, wall, history
+      checkpoints.save(step, state, cfg.to_json(),
+                       dataclasses.asdict(record.continued(wall, commit)))
+  return state, (record.continued(wall, commit) if wall else record), history
 
 
-def _restore_or(init_state: Any, checkpoints: StageCheckpoints, log: Log, stage: str) -> Any:
+def _restore_or(init_state: Any, checkpoints: StageCheckpoints, log: Log,
+                stage: str) -> tuple[Any, StageRecord]:
   latest = checkpoints.latest_step()
   if latest is None:
-    return init_state
-  state, _ = checkpoints.restore(latest, abstract_like(init_state))
+    return init_state, StageRecord(0.0, "")
+  state, _, saved = checkpoints.restore(latest, abstract_like(init_state))
   log(f"[{stage}] resuming from the checkpoint at step {latest}")
-  return state
+  return state, StageRecord.from_checkpoint(saved)
 
 
 def accuracy(predict, encoder: Any, classifier: Any, images: np.ndarray,
@@ -173,12 +195,14 @@ class Stages:
   nets: Networks
   placement: Placement
   steps_per_call: int
+  commit: str  # The code training now, recorded in each stage's checkpoints.
 
   @classmethod
-  def create(cls, cfg: Config, workdir: str, steps_per_call: int | None = None) -> "Stages":
+  def create(cls, cfg: Config, workdir: str, steps_per_call: int | None = None,
+             commit: str = "unknown") -> "Stages":
     nets = make_networks(cfg.image_size, cfg.channels, cfg.disc_input, cfg.disc_hidden)
     return cls(cfg, workdir, nets, Placement.over_all_devices(cfg.batch_size),
-               steps_per_call or steps.default_steps_per_call())
+               steps_per_call or steps.default_steps_per_call(), commit)
 
   @property
   def keys(self) -> dict[str, jax.Array]:
@@ -215,25 +239,25 @@ class Stages:
     return checkpoints.restore(total, abstract_like(init_state))[0]
 
   def pretrain(self, source: steps.DeviceData, log: Log, measure: Measure | None = None
-               ) -> tuple[Any, float, list[dict[str, float]]]:
+               ) -> tuple[Any, StageRecord, list[dict[str, float]]]:
     cfg, tx = self.cfg, self.pretrain_tx()
     checkpoints = self.checkpoints("pretrain")
-    state = self.placement.replicate(_restore_or(self.initial_pretrain_state(), checkpoints,
-                                                 log, "pretrain"))
+    state, record = _restore_or(self.initial_pretrain_state(), checkpoints, log, "pretrain")
+    state = self.placement.replicate(state)
     call = steps.make_pretrain_call(self.nets, tx, cfg.batch_size, self.placement.shard_batch)
     key = self.keys["pretrain_data"]
     run_chunk = self._chain(lambda s, n: call(s, source, key, num_steps=n))
-    return _run_steps("pretrain", state, run_chunk, cfg.pretrain_steps, cfg, checkpoints, log,
-                      measure=measure)
+    return _run_steps("pretrain", state, record, self.commit, run_chunk, cfg.pretrain_steps,
+                      cfg, checkpoints, log, measure=measure)
 
   def adapt(self, source: steps.DeviceData, target: steps.DeviceData, pretrained: Any, log: Log,
             watch: CollapseWatch, measure: Measure | None = None
-            ) -> tuple[Any, float, list[dict[str, float]]]:
+            ) -> tuple[Any, StageRecord, list[dict[str, float]]]:
     cfg = self.cfg
     tx_target, tx_disc = self.adapt_txs()
     checkpoints = self.checkpoints("adapt")
-    state = _restore_or(self.initial_adapt_state(pretrained["encoder"]), checkpoints, log,
-                        "adapt")
+    state, record = _restore_or(self.initial_adapt_state(pretrained["encoder"]), checkpoints,
+                                log, "adapt")
     state = self.placement.replicate(state)
     frozen = self.placement.replicate({"source_encoder": pretrained["encoder"],
                                        "classifier": pretrained["classifier"]})
@@ -242,8 +266,8 @@ class Stages:
                                  simultaneous=cfg.adapt_update == "simultaneous")
     key = self.keys["adapt_data"]
     run_chunk = self._chain(lambda s, n: call(s, frozen, source, target, key, num_steps=n))
-    return _run_steps("adapt", state, run_chunk, cfg.adapt_steps, cfg, checkpoints, log,
-                      on_log=watch, measure=measure)
+    return _run_steps("adapt", state, record, self.commit, run_chunk, cfg.adapt_steps, cfg,
+                      checkpoints, log, on_log=watch, measure=measure)
 
   def _chain(self, call):
     """A `run_chunk(state, n)` that advances n steps in calls of `steps_per_call`."""
@@ -300,7 +324,8 @@ def run(cfg: Config, workdir: str, data: DataSource, *, fresh: bool = False,
         log: Log = _print) -> dict[str, Any]:
   """Pretrain, evaluate source only, adapt, evaluate ADDA; returns (and saves) the summary."""
   cfg.validate()
-  stages = Stages.create(cfg, workdir)
+  commit = git_commit()
+  stages = Stages.create(cfg, workdir, commit=commit)
   check_workdir(cfg, workdir, fresh)
   log(f"[data] {cfg.source} -> {cfg.target} ({data.source}); devices: {jax.devices()}")
   t = time.perf_counter()
@@ -311,7 +336,7 @@ def run(cfg: Config, workdir: str, data: DataSource, *, fresh: bool = False,
       f"images of {pair.source_train[0].shape[1:]} ({time.perf_counter() - t:.1f} s)")
   predict = steps.make_predict(stages.nets)
   summary: dict[str, Any] = {"pair": cfg.pair, "seed": cfg.seed, "eval_split": cfg.eval_split,
-                             "commit": git_commit(), "device": device_name(),
+                             "commit": commit, "device": device_name(),
                              "config": cfg.to_json()}
 
   def monitor(encoder_key: str, classifier: Callable[[Any], Any]) -> Measure | None:
@@ -324,8 +349,9 @@ def run(cfg: Config, workdir: str, data: DataSource, *, fresh: bool = False,
 
   # Training sets go to the device once and serve both stages.
   source = stages.placement.replicate(steps.DeviceData(*pair.source_train))
-  pretrained, summary["pretrain_seconds"], summary["pretrain_history"] = stages.pretrain(
+  pretrained, record, summary["pretrain_history"] = stages.pretrain(
       source, log, monitor("encoder", lambda state: state["classifier"]))
+  summary["pretrain_seconds"], summary["pretrain_commit"] = record.train_seconds, record.commit
   summary["source_only_accuracy"] = accuracy(predict, pretrained["encoder"],
                                              pretrained["classifier"], *pair.target_eval)
   log(f"[eval] source only: {100 * summary['source_only_accuracy']:.2f}% on target "
@@ -333,21 +359,27 @@ def run(cfg: Config, workdir: str, data: DataSource, *, fresh: bool = False,
   if cfg.method == "adda":
     watch = CollapseWatch(log)
     target = stages.placement.replicate(steps.DeviceData(*pair.target_train))
-    adapted, summary["adapt_seconds"], summary["adapt_history"] = stages.adapt(
+    adapted, record, summary["adapt_history"] = stages.adapt(
         source, target, pretrained, log, watch,
         monitor("target_encoder", lambda state: pretrained["classifier"]))
+    summary["adapt_seconds"], summary["adapt_commit"] = record.train_seconds, record.commit
     summary["discriminator_collapse"] = watch.events
     summary["adda_accuracy"] = accuracy(predict, adapted["target_encoder"],
                                         pretrained["classifier"], *pair.target_eval)
     log(f"[eval] ADDA: {100 * summary['adda_accuracy']:.2f}% on target {cfg.eval_split} "
         f"(source only {100 * summary['source_only_accuracy']:.2f}%)")
-  log(f"[time] pretrain {summary['pretrain_seconds']:.1f} s"
-      + (f", adapt {summary['adapt_seconds']:.1f} s" if "adapt_seconds" in summary else ""))
+  log("[time] training " + ", ".join(
+      f"{stage} {_seconds(summary[stage + '_seconds'])} (commit {summary[stage + '_commit']})"
+      for stage in ("pretrain", "adapt") if stage + "_seconds" in summary))
   if summary.get("discriminator_collapse"):
     log(f"[summary] discriminator collapse reported: {summary['discriminator_collapse']}")
   with open(os.path.join(workdir, SUMMARY_FILE), "w") as f:
     json.dump(summary, f, indent=2)
   return summary
+
+
+def _seconds(value: float | None) -> str:
+  return "unknown time" if value is None else f"{value:.1f} s"
 
 
 def evaluate_workdir(workdir: str, data: DataSource, eval_split: str | None = None,

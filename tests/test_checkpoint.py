@@ -20,23 +20,24 @@ def state(seed):
 def test_round_trip_equal(tmp_path):
   ckpt = StageCheckpoints(str(tmp_path / "pretrain"), keep=2)
   saved = state(0)
-  ckpt.save(5, saved, {"seed": 0})
-  restored, config = ckpt.restore(ckpt.latest_step(), abstract_like(state(1)))
+  ckpt.save(5, saved, {"seed": 0}, {"train_seconds": 1.5, "commit": "abc1234"})
+  restored, config, provenance = ckpt.restore(ckpt.latest_step(), abstract_like(state(1)))
   chex.assert_trees_all_close(restored, saved)
   assert config == {"seed": 0}
+  assert provenance == {"train_seconds": 1.5, "commit": "abc1234"}
 
 
 def test_keeps_only_the_newest(tmp_path):
   ckpt = StageCheckpoints(str(tmp_path / "s"), keep=2)
   for step in (1, 2, 3):
-    ckpt.save(step, state(0), {})
+    ckpt.save(step, state(0), {}, {})
   assert ckpt.latest_step() == 3
   assert sorted(int(d) for d in os.listdir(tmp_path / "s") if d.isdigit()) == [2, 3]
 
 
 def test_corrupted_checkpoint_gives_user_error(tmp_path):
   ckpt = StageCheckpoints(str(tmp_path / "s"), keep=2)
-  ckpt.save(1, state(0), {})
+  ckpt.save(1, state(0), {}, {})
   for root, _, files in os.walk(tmp_path / "s" / "1" / "state"):
     for name in files:
       with open(os.path.join(root, name), "wb") as f:
@@ -47,8 +48,21 @@ def test_corrupted_checkpoint_gives_user_error(tmp_path):
 
 def test_mismatched_model_gives_user_error(tmp_path):
   ckpt = StageCheckpoints(str(tmp_path / "s"), keep=2)
-  ckpt.save(1, state(0), {})
+  ckpt.save(1, state(0), {}, {})
   other = steps.init_pretrain(make_networks(32, 3, "features", (16,)),
                               steps.pretrain_optimizer(1e-3, 0.9, 0.0), jax.random.key(0))
   with pytest.raises(UserError, match="corrupt or does not match"):
     ckpt.restore(1, abstract_like(other))
+
+
+def test_checkpoint_without_provenance_restores(tmp_path):
+  """Checkpoints written before provenance was recorded still restore (provenance None)."""
+  import orbax.checkpoint as ocp
+  ckpt = StageCheckpoints(str(tmp_path / "s"), keep=2)
+  saved = state(0)
+  ckpt._manager.save(3, args=ocp.args.Composite(state=ocp.args.StandardSave(saved),
+                                                config=ocp.args.JsonSave({"seed": 0})))
+  ckpt._manager.wait_until_finished()
+  restored, config, provenance = ckpt.restore(3, abstract_like(state(1)))
+  chex.assert_trees_all_close(restored, saved)
+  assert config == {"seed": 0} and provenance is None

@@ -99,7 +99,7 @@ def test_failed_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
   import jax
   ckpt = StageCheckpoints(str(tmp_path / "s"), keep=2)
   state = {"w": jax.numpy.arange(4.0)}
-  ckpt.save(1, state, {})
+  ckpt.save(1, state, {}, {})
 
   def disk_full(step, *args, **kwargs):  # What tensorstore raised on a full tmpfs here.
     partial = tmp_path / "s" / f"{step}.orbax-checkpoint-tmp"
@@ -109,7 +109,7 @@ def test_failed_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
 
   monkeypatch.setattr(ckpt._manager, "save", disk_full)
   with pytest.raises(UserError, match="RESOURCE_EXHAUSTED.*free disk space"):
-    ckpt.save(2, state, {})
+    ckpt.save(2, state, {}, {})
   assert sorted(os.listdir(tmp_path / "s")) == ["1"]
   assert StageCheckpoints(str(tmp_path / "s"), keep=2).latest_step() == 1
 

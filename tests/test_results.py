@@ -30,6 +30,16 @@ def test_rows_carry_every_column_and_source_only_has_no_adapt_steps(tmp_path):
   assert rows[1]["adapt_update"] == "alternating"
 
 
+def test_rows_name_the_commits_and_time_of_reused_stages():
+  reused = dict(summary(), commit="ccc3333", pretrain_commit="aaa1111", adapt_commit="ccc3333")
+  source_only, adda = results.rows_for(reused, "run.py")
+  assert source_only["commit"] == "aaa1111" and adda["commit"] == "aaa1111+ccc3333"
+  unknown = dict(reused, pretrain_seconds=None, pretrain_commit="unknown")
+  source_only, adda = results.rows_for(unknown, "run.py")
+  assert source_only["wall_seconds"] == "" and adda["wall_seconds"] == ""
+  assert adda["commit"] == "unknown+ccc3333"
+
+
 def test_a_file_with_other_columns_is_refused_and_left_alone(tmp_path):
   path = tmp_path / "old.csv"
   path.write_text("pair,method,seed,target_accuracy\nmnist_usps,adda,0,0.9\n")

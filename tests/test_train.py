@@ -49,6 +49,19 @@ def test_run_evaluate_and_resume(raw_dir, tmp_path):
   assert not any("step" in l and ("[pretrain]" in l or "[adapt]" in l) for l in again
                  if "resuming" not in l)
   assert rerun["adda_accuracy"] == summary["adda_accuracy"]
+  # Reused stages keep the training time and commit their checkpoints recorded.
+  for key in ("pretrain_seconds", "pretrain_commit", "adapt_seconds", "adapt_commit"):
+    assert rerun[key] == summary[key], key
+  assert summary["pretrain_seconds"] > 0 and summary["adapt_seconds"] > 0
+
+
+def test_stage_record_accumulates_time_and_commits():
+  fresh = train.StageRecord(0.0, "")
+  assert fresh.continued(2.0, "abc") == train.StageRecord(2.0, "abc")
+  assert fresh.continued(2.0, "abc").continued(1.0, "abc") == train.StageRecord(3.0, "abc")
+  assert fresh.continued(2.0, "abc").continued(1.0, "def") == train.StageRecord(3.0, "abc+def")
+  older = train.StageRecord.from_checkpoint(None)  # Saved before records existed.
+  assert older.continued(1.0, "abc") == train.StageRecord(None, "unknown+abc")
 
 
 def test_target_monitor_off_changes_nothing_but_the_log(raw_dir, tmp_path):
