@@ -47,6 +47,9 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--distributed", action="store_true",
                       help="multi-host: call jax.distributed.initialize() first (cluster "
                            "settings from the environment, e.g. on a TPU pod); untested here")
+  parser.add_argument("--pretrained-from", default=None, metavar="WORKDIR",
+                      help="reuse the finished stage 1 of the run in WORKDIR (same pair, seed "
+                           "and pretraining settings): for sweeps over stage-2 settings")
   parser.add_argument("--results", default=None, metavar="CSV",
                       help="append this run's rows to a results CSV (e.g. results/digits.csv)")
   group = parser.add_argument_group("overrides of the pair's preset (see adda_jax/config.py)")

@@ -36,6 +36,9 @@ EVAL_SPLITS = ("test", "train")
 
 # Fields that only change how a run is observed or stored, not what it computes.
 BOOKKEEPING_FIELDS = ("log_every", "checkpoint_every", "keep_checkpoints", "monitor_target")
+# Fields stage 1 (pretraining on source) never reads: runs differing only in these can share it.
+ADAPT_FIELDS = ("method", "target_subset", "eval_split", "disc_input", "disc_hidden",
+                "adversarial_loss", "adapt_update", "adapt_steps", "adapt_lr", "adapt_b1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +92,10 @@ class Config:
   def result_fields(self) -> dict[str, Any]:
     """The fields that decide the numbers a run produces."""
     return {k: v for k, v in self.to_json().items() if k not in BOOKKEEPING_FIELDS}
+
+  def pretrain_fields(self) -> dict[str, Any]:
+    """The fields that decide the pretrained source model."""
+    return {k: v for k, v in self.result_fields().items() if k not in ADAPT_FIELDS}
 
   def validate(self) -> "Config":
     """Raises UserError with a one-line message for any value that cannot work."""

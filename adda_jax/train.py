@@ -307,6 +307,42 @@ def claim_workdir(cfg: Config, workdir: str, fresh: bool) -> None:
                     f"folder")
 
 
+def finished_pretraining(cfg: Config, other: str) -> str:
+  """The final stage-1 checkpoint of the run in `other`, which must have pretrained with the
+  same settings as `cfg` (`Config.pretrain_fields`); a UserError otherwise."""
+  if not os.path.exists(os.path.join(other, CONFIG_FILE)):
+    raise UserError(f"--pretrained-from {other} holds no run ({CONFIG_FILE} missing); pass "
+                    f"the --workdir of a run made by experiments/run.py")
+  theirs = _read_config(other).pretrain_fields()
+  diff = sorted(k for k, v in cfg.pretrain_fields().items() if theirs.get(k) != v)
+  if diff:
+    raise UserError(f"--pretrained-from {other} pretrained with other settings "
+                    f"({', '.join(diff)}); pass a run with the same pair, seed and stage-1 "
+                    f"settings")
+  checkpoint = os.path.join(other, "pretrain", str(cfg.pretrain_steps))
+  if not os.path.isdir(checkpoint):
+    raise UserError(f"--pretrained-from {other} has no finished stage 1 (no checkpoint at step "
+                    f"{cfg.pretrain_steps}); finish that run first")
+  return checkpoint
+
+
+def reuse_pretraining(checkpoint: str, workdir: str, log: Log) -> None:
+  """Copies a finished stage-1 checkpoint into `workdir`, so a sweep over stage-2 settings
+  trains the source model once; the copy keeps its recorded training time and commit. A no-op
+  when `workdir` already has stage-1 checkpoints of its own."""
+  target = os.path.join(workdir, "pretrain")
+  if os.path.isdir(target) and any(name.isdigit() for name in os.listdir(target)):
+    log(f"[pretrain] {workdir} has its own stage-1 checkpoints; --pretrained-from not used")
+    return
+  os.makedirs(target, exist_ok=True)
+  step = os.path.basename(checkpoint)
+  partial = os.path.join(target, f".{step}.copying")
+  shutil.rmtree(partial, ignore_errors=True)
+  shutil.copytree(checkpoint, partial)
+  os.replace(partial, os.path.join(target, step))  # A killed copy leaves no checkpoint.
+  log(f"[pretrain] reusing the finished stage 1 in {checkpoint}")
+
+
 def _read_config(workdir: str) -> Config:
   path = os.path.join(workdir, CONFIG_FILE)
   try:
@@ -321,16 +357,21 @@ def _read_config(workdir: str) -> Config:
 
 
 def run(cfg: Config, workdir: str, data: DataSource, *, fresh: bool = False,
-        log: Log = _print) -> dict[str, Any]:
-  """Pretrain, evaluate source only, adapt, evaluate ADDA; returns (and saves) the summary."""
+        pretrained_from: str | None = None, log: Log = _print) -> dict[str, Any]:
+  """Pretrain (or reuse the stage 1 of the run in `pretrained_from`), evaluate source only,
+  adapt, evaluate ADDA; returns (and saves) the summary."""
   cfg.validate()
   commit = git_commit()
   stages = Stages.create(cfg, workdir, commit=commit)
   check_workdir(cfg, workdir, fresh)
+  pretrained_checkpoint = (finished_pretraining(cfg, pretrained_from)
+                           if pretrained_from is not None else None)
   log(f"[data] {cfg.source} -> {cfg.target} ({data.source}); devices: {jax.devices()}")
   t = time.perf_counter()
   pair = load_pair(cfg, data)  # Before touching the workdir: bad data leaves it as it was.
   claim_workdir(cfg, workdir, fresh)
+  if pretrained_checkpoint is not None:
+    reuse_pretraining(pretrained_checkpoint, workdir, log)
   log(f"[data] source train {len(pair.source_train[0])}, target train "
       f"{len(pair.target_train[0])}, target {cfg.eval_split} {len(pair.target_eval[0])} "
       f"images of {pair.source_train[0].shape[1:]} ({time.perf_counter() - t:.1f} s)")

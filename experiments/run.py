@@ -25,7 +25,8 @@ def main() -> None:
   workdir = args.workdir or cli.default_workdir(cfg)
   if args.results:
     results.check_file(args.results)
-  summary = train.run(cfg, workdir, cli.data_source(args), fresh=args.fresh)
+  summary = train.run(cfg, workdir, cli.data_source(args), fresh=args.fresh,
+                      pretrained_from=args.pretrained_from)
   if args.results:
     results.append_run(args.results, summary, command=" ".join(sys.argv))
     print(f"[results] appended to {args.results}")

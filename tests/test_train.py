@@ -76,6 +76,24 @@ def test_target_monitor_off_changes_nothing_but_the_log(raw_dir, tmp_path):
       h["disc_loss"] for h in on["adapt_history"]]
 
 
+def test_stage_two_sweep_reuses_pretraining(raw_dir, tmp_path):
+  data = DataSource("raw", raw_dir)
+  first = train.run(tiny(method="source_only"), str(tmp_path / "a"), data, log=lambda _: None)
+  lines = []
+  variant = tiny(adapt_update="simultaneous", disc_input="logits")
+  second = train.run(variant, str(tmp_path / "b"), data, pretrained_from=str(tmp_path / "a"),
+                     log=lines.append)
+  assert not any("[pretrain] step" in l for l in lines)
+  assert second["source_only_accuracy"] == first["source_only_accuracy"]
+  assert (second["pretrain_seconds"], second["pretrain_commit"]) == (
+      first["pretrain_seconds"], first["pretrain_commit"])
+  assert "adda_accuracy" in second
+  with pytest.raises(UserError, match=r"other settings \(seed\)"):
+    train.run(variant.replace(seed=1), str(tmp_path / "c"), data,
+              pretrained_from=str(tmp_path / "a"), log=lambda _: None)
+  assert not os.path.exists(tmp_path / "c")
+
+
 def test_workdir_with_other_config_is_refused(raw_dir, tmp_path):
   data = DataSource("raw", raw_dir)
   workdir = str(tmp_path / "run")
