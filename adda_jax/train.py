@@ -115,7 +115,7 @@ def _run_steps(stage: str, state: Any, record: StageRecord, commit: str,
                run_chunk: Callable[[Any, int], tuple[Any, Any]], total: int, cfg: Config,
                checkpoints: StageCheckpoints, log: Log,
                on_log: Callable[[int, dict], None] = lambda step, metrics: None,
-               measure: Callable[[Any], dict[str, float]] | None = None
+               measure: Measure | None = None
                ) -> tuple[Any, StageRecord, list[dict[str, float]]]:
   """Runs `run_chunk` up to `total` steps, stopping at every log and checkpoint boundary.
 
