@@ -4,7 +4,7 @@ python experiments/curves.py runs/usps_mnist/seed*_curve runs/mnist_usps/seed*_c
     --csv results/adapt_curves.csv --plot results/adapt_curves.png
 
 Reads each run's summary.json (`adapt_history`, logged every --log-every steps by run.py), writes
-the points as CSV rows and draws one panel per pair, one colour per seed. Step 0 is the
+the points as CSV rows and draws one panel per pair and update rule, one colour per seed. Step 0 is the
 source-only model (M_t = M_s). Target accuracy here is for watching runs, as in the logs: every
 reported ADDA number is the last step's, never a selected one.
 """
@@ -21,8 +21,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from summarize import PAPER  # noqa: E402
 
-COLUMNS = ("pair", "seed", "step", "target_accuracy", "disc_accuracy", "eval_split", "device",
-           "commit", "workdir")
+COLUMNS = ("pair", "adapt_update", "seed", "step", "target_accuracy", "disc_accuracy",
+           "eval_split", "device", "commit", "workdir")
 
 
 def points(workdir: str) -> list[dict]:
@@ -36,18 +36,20 @@ def points(workdir: str) -> list[dict]:
   if not history or "target_accuracy" not in history[0]:
     raise SystemExit(f"error: {path} has no adaptation curve; rerun it with this version of "
                      f"experiments/run.py (without --no-target-monitor)")
-  common = {k: summary[k] for k in ("pair", "seed", "eval_split", "device", "commit")}
+  common = {k: summary[k] for k in ("pair", "seed", "eval_split", "device")}
+  common.update(adapt_update=summary["config"]["adapt_update"],
+                commit=summary.get("adapt_commit", summary["commit"]))
   start = {"step": 0, "target_accuracy": summary["source_only_accuracy"], "disc_accuracy": ""}
   return [{**common, **{k: h[k] for k in ("step", "target_accuracy", "disc_accuracy")},
            "workdir": workdir} for h in [start, *history]]
 
 
 def plot(rows: list[dict], path: str) -> None:
-  by_pair = collections.defaultdict(lambda: collections.defaultdict(list))
+  panels = collections.defaultdict(lambda: collections.defaultdict(list))
   for r in rows:
-    by_pair[r["pair"]][r["seed"]].append(r)
-  fig, axes = plt.subplots(1, len(by_pair), figsize=(5.5 * len(by_pair), 4), squeeze=False)
-  for ax, (pair, seeds) in zip(axes[0], sorted(by_pair.items())):
+    panels[(r["pair"], r["adapt_update"])][r["seed"]].append(r)
+  fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+  for ax, ((pair, update), seeds) in zip(axes[0], sorted(panels.items())):
     for i, (seed, curve) in enumerate(sorted(seeds.items())):
       color = f"C{i}"
       ax.plot([p["step"] for p in curve], [100 * p["target_accuracy"] for p in curve],
@@ -57,8 +59,8 @@ def plot(rows: list[dict], path: str) -> None:
               color=color, ls=":", label=f"seed {seed}: D accuracy")
     if (pair, "adda") in PAPER:
       ax.axhline(PAPER[(pair, "adda")], color="r", ls="--", lw=1, label="paper ADDA")
-    ax.set_title(f"{pair} (target {curve[0]['eval_split']}, {curve[0]['device']})",
-                 fontsize=10)
+    ax.set_title(f"{pair}, {update} (target {curve[0]['eval_split']}, {curve[0]['device']})",
+                 fontsize=9)
     ax.set_xlabel("adaptation step (0 = source only)")
     ax.set_ylabel("%")
     ax.set_ylim(50, 100)
