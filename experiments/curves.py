@@ -50,8 +50,8 @@ def plot(rows: list[dict], path: str) -> None:
     panels[(r["pair"], r["adapt_update"])][r["seed"]].append(r)
   fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
   for ax, ((pair, update), seeds) in zip(axes[0], sorted(panels.items())):
-    for i, (seed, curve) in enumerate(sorted(seeds.items())):
-      color = f"C{i}"
+    for seed, curve in sorted(seeds.items()):
+      color = f"C{int(seed) % 10}"  # One colour per seed across panels.
       ax.plot([p["step"] for p in curve], [100 * p["target_accuracy"] for p in curve],
               color=color, label=f"seed {seed}: target accuracy")
       adapted = [p for p in curve if p["disc_accuracy"] != ""]
