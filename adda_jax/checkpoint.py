@@ -2,9 +2,10 @@
 
 Each checkpoint holds the stage's train state (parameters, optimiser states, step), the run's
 config as JSON and the stage's provenance (training seconds so far, the commit that trained it),
-so a stage reused or resumed later still reports where its numbers came from. Orbax writes into a temporary folder and renames it when complete, so a process
-killed mid-save leaves no checkpoint that `latest_step` would pick up; `max_to_keep` prunes old
-steps but always keeps the newest.
+so a stage reused or resumed later still reports where its numbers came from. Orbax writes into
+a temporary folder and renames it when complete, so a process killed mid-save leaves no
+checkpoint that `latest_step` would pick up; `max_to_keep` prunes old steps but always keeps the
+newest.
 """
 from __future__ import annotations
 

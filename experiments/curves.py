@@ -3,10 +3,10 @@
 python experiments/curves.py runs/usps_mnist/seed*_curve runs/mnist_usps/seed*_curve \
     --csv results/adapt_curves.csv --plot results/adapt_curves.png
 
-Reads each run's summary.json (`adapt_history`, logged every --log-every steps by run.py), writes
-the points as CSV rows and draws one panel per pair and update rule, one colour per seed. Step 0 is the
-source-only model (M_t = M_s). Target accuracy here is for watching runs, as in the logs: every
-reported ADDA number is the last step's, never a selected one.
+Reads each run's summary.json (`adapt_history`, logged every --log-every steps by run.py),
+writes the points as CSV rows and draws one panel per pair and update rule, one colour per seed.
+Step 0 is the source-only model (M_t = M_s). Target accuracy here is for watching runs, as in
+the logs: every reported ADDA number is the last step's, never a selected one.
 """
 import argparse
 import collections
