@@ -55,12 +55,18 @@ def rows_for(summary: dict[str, Any], command: str) -> list[dict[str, Any]]:
                commit=pretrain_commit)]
   if "adda_accuracy" in summary:
     adapt_commit = summary.get("adapt_commit", summary["commit"])
-    commits = pretrain_commit.split("+")
-    commits += [c for c in adapt_commit.split("+") if c not in commits]
     rows.append(dict(common, method=cfg["method"], target_accuracy=summary["adda_accuracy"],
                      wall_seconds=_total(summary["pretrain_seconds"], summary["adapt_seconds"]),
-                     commit="+".join(commits)))
+                     commit=join_commits(pretrain_commit, adapt_commit)))
   return rows
+
+
+def join_commits(*commits: str) -> str:
+  """Commits that together produced a model, in order, each once: "abc1234+def5678"."""
+  joined: list[str] = []
+  for commit in commits:
+    joined += [c for c in commit.split("+") if c and c not in joined]
+  return "+".join(joined)
 
 
 def _total(*seconds: float | None) -> float | str:

@@ -25,7 +25,7 @@ from adda_jax.data.loading import DataSource
 from adda_jax.data.pairs import load_pair
 from adda_jax.errors import UserError
 from adda_jax.models import Networks, make_networks
-from adda_jax.results import device_name, git_commit
+from adda_jax.results import device_name, git_commit, join_commits
 
 Log = Callable[[str], None]
 Measure = Callable[[Any], dict[str, float]]
@@ -85,8 +85,7 @@ class StageRecord:
 
   def continued(self, seconds: float, commit: str) -> "StageRecord":
     total = None if self.train_seconds is None else self.train_seconds + seconds
-    commits = [c for c in self.commit.split("+") if c]
-    return StageRecord(total, "+".join(commits + [commit] * (commit not in commits)))
+    return StageRecord(total, join_commits(self.commit, commit))
 
 
 class CollapseWatch:
