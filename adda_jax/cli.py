@@ -72,6 +72,10 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                      help="MNIST<->USPS: train on the full sets, not the paper's 2000/1800")
   group.add_argument("--rgb32", action="store_true",
                      help="keep colour: 32x32 RGB inputs instead of 28x28 gray")
+  group.add_argument("--image-size", type=int,
+                     help="input side in pixels (default 28; the released code used 32)")
+  group.add_argument("--pixel-scale", type=float,
+                     help="inputs lie in [0, PIXEL_SCALE] (default 1; the released code: 255)")
   group.add_argument("--log-every", type=int, help="steps between progress lines (500)")
   group.add_argument("--checkpoint-every", type=int,
                      help="steps between checkpoints inside a stage (2000)")
@@ -85,7 +89,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
   cfg = get_config(args.pair)
   names = ("method", "seed", "pretrain_steps", "adapt_steps", "batch_size", "pretrain_lr",
            "adapt_lr", "adversarial_loss", "adapt_update", "disc_input", "eval_split",
-           "log_every", "checkpoint_every")
+           "image_size", "pixel_scale", "log_every", "checkpoint_every")
   changes = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
   if args.full_sets:
     changes.update(source_subset=None, target_subset=None)

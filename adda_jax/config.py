@@ -16,8 +16,11 @@ code (github.com/erictzeng/adda, scripts/svhn-mnist.sh) where the paper is silen
   `source_subset=None, target_subset=None` uses the full sets.
 - Evaluation on the target *test* split; the released code evaluated on the target train split:
   `eval_split="train"`.
-- Input: 28x28 gray in [0, 1] (the code fed [0, 255] at 32x32); `image_size=32, channels=3`
-  keeps colour for the colour pairs.
+- Input: 28x28 gray in [0, 1]; `image_size=32, channels=3` keeps colour for the colour pairs.
+  The released code fed gray [0, 255] pixels at 32x32 (its LeNet's `default_image_size`, and
+  its MNIST/USPS readers' range): `image_size=32, pixel_scale=255`. Under Adam the range is not
+  cosmetic: the first layer's weight steps are the same size either way, so at 255 each step
+  moves the features 255 times as far, in both stages.
 - Batches are sampled uniformly with replacement from the device-resident training set; the
   draw for step s depends only on (seed, stage, s), which makes resumed runs bit-exact.
 """
@@ -52,6 +55,7 @@ class Config:
   # Data protocol.
   image_size: int = 28
   channels: int = 1
+  pixel_scale: float = 1.0  # Pixels lie in [0, pixel_scale].
   source_subset: int | None = None
   target_subset: int | None = None
   subset_seed: int = 0
@@ -111,7 +115,7 @@ class Config:
     for name in ("source_subset", "target_subset"):
       if getattr(self, name) is not None:
         _positive_int(name, getattr(self, name))
-    for name in ("pretrain_lr", "adapt_lr"):
+    for name in ("pretrain_lr", "adapt_lr", "pixel_scale"):
       value = getattr(self, name)
       if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise UserError(f"--{name.replace('_', '-')} must be a positive number, got {value!r}")

@@ -8,11 +8,13 @@ from typing import Any
 
 import jax
 
+from adda_jax.config import Config
 from adda_jax.errors import UserError
 
 COLUMNS = ("pair", "method", "seed", "target_accuracy", "eval_split", "pretrain_steps",
            "adapt_steps", "batch_size", "source_subset", "target_subset", "disc_input",
-           "adversarial_loss", "adapt_update", "image_size", "channels", "wall_seconds",
+           "adversarial_loss", "adapt_update", "image_size", "channels", "pixel_scale",
+           "wall_seconds",
            "device", "commit", "command")
 
 
@@ -42,10 +44,12 @@ def device_name() -> str:
 
 
 def rows_for(summary: dict[str, Any], command: str) -> list[dict[str, Any]]:
-  cfg = summary["config"]
+  # Through Config: summaries written before a field existed get its default.
+  cfg = Config.from_json(summary["config"]).to_json()
   common = {k: cfg[k] for k in ("pair", "seed", "eval_split", "pretrain_steps", "adapt_steps",
                                 "batch_size", "source_subset", "target_subset", "disc_input",
-                                "adversarial_loss", "adapt_update", "image_size", "channels")}
+                                "adversarial_loss", "adapt_update", "image_size", "channels",
+                                "pixel_scale")}
   common.update(device=summary.get("device", ""), command=command)
   # Each row names the code that trained its model and the training time it took, also when
   # a stage was reused or resumed (summaries from before per-stage records: the run's commit).

@@ -1,6 +1,6 @@
 """The ADDA digits preprocessing, made explicit: size, colour and the MNIST<->USPS subsets.
 
-Images become float32 in [0, 1], resized to `image_size` and converted to `channels` (1: gray
+Images become float32 in [0, pixel_scale] (1 by default; the released code used 255), resized to `image_size` and converted to `channels` (1: gray
 by ITU-R 601 luma, as `tf.image.rgb_to_grayscale`; 3: gray images repeated to RGB). The paper's
 28x28 gray protocol resizes USPS 16->28 and SVHN / MNIST-M 32->28 bilinearly (antialiased).
 """
@@ -14,8 +14,9 @@ LUMA = np.array([0.2989, 0.5870, 0.1140], np.float32)
 _CHUNK = 8192  # Images resized per call: bounds peak memory on the 73k-image SVHN train split.
 
 
-def preprocess(images: np.ndarray, image_size: int, channels: int) -> np.ndarray:
-  """uint8 [N, H, W, C] -> float32 [N, image_size, image_size, channels] in [0, 1]."""
+def preprocess(images: np.ndarray, image_size: int, channels: int,
+               pixel_scale: float = 1.0) -> np.ndarray:
+  """uint8 [N, H, W, C] -> float32 [N, image_size, image_size, channels] in [0, pixel_scale]."""
   x = images.astype(np.float32) / 255.0
   if x.shape[-1] == 3 and channels == 1:
     x = (x @ LUMA)[..., None]
@@ -24,7 +25,7 @@ def preprocess(images: np.ndarray, image_size: int, channels: int) -> np.ndarray
   if x.shape[1:3] != (image_size, image_size):
     x = np.concatenate([_resize(x[i:i + _CHUNK], image_size)
                         for i in range(0, len(x), _CHUNK)])
-  return np.clip(x, 0.0, 1.0)
+  return np.clip(x, 0.0, 1.0) * np.float32(pixel_scale)
 
 
 def _resize(x: np.ndarray, size: int) -> np.ndarray:
