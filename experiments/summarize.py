@@ -22,7 +22,8 @@ PAPER = {("mnist_usps", "source_only"): 75.2, ("mnist_usps", "adda"): 89.4,
          ("svhn_mnist", "source_only"): 60.1, ("svhn_mnist", "adda"): 76.0,
          ("mnist_mnistm", "source_only"): 52.3}
 PROTOCOL = ("pretrain_steps", "adapt_steps", "source_subset", "target_subset", "eval_split",
-            "disc_input", "adversarial_loss", "adapt_update", "image_size", "channels")
+            "disc_input", "adversarial_loss", "adapt_update", "image_size", "channels",
+            "pixel_scale")
 # Settings of stage 2 only: they do not distinguish source-only models.
 ADAPT_ONLY = ("disc_input", "adversarial_loss", "adapt_update")
 
@@ -30,6 +31,12 @@ ADAPT_ONLY = ("disc_input", "adversarial_loss", "adapt_update")
 def load(path):
   with open(path) as f:
     return list(csv.DictReader(f))
+
+
+def input_label(row) -> str:
+  """E.g. "28px x1", or "32px x1 [0,255]" for the released code's pixel range."""
+  scale = float(row["pixel_scale"])
+  return f"{row['image_size']}px x{row['channels']}" + ("" if scale == 1 else f" [0,{scale:g}]")
 
 
 def group(rows):
@@ -69,7 +76,7 @@ def table(groups) -> str:
     adaptation = ("" if method == "source_only" else
                   f"D on {r['disc_input']}, {r['adversarial_loss']} {r['adapt_update']}, ")
     protocol = (f"{r['pretrain_steps']}+{r['adapt_steps']} steps, subsets {subsets}, eval "
-                f"{r['eval_split']}, {adaptation}{r['image_size']}px x{r['channels']}")
+                f"{r['eval_split']}, {adaptation}{input_label(r)}")
     paper = PAPER.get((pair, method), "")
     commits = ", ".join(sorted({r["commit"] for r in rows}))
     lines.append(f"| {pair} | {method} | {mean:.1f} ± {std:.1f} | {seeds} | {paper} | "
@@ -82,7 +89,7 @@ def plot(groups, path, title):
   at = {name: PROTOCOL.index(name)
         for name in ("eval_split", "source_subset", "disc_input", "adapt_update")}
   labels = [f"{p}\n{m}\n{'subsets' if proto[at['source_subset']] else 'full'}, eval "
-            f"{proto[at['eval_split']]}"
+            f"{proto[at['eval_split']]}\n{input_label(dict(zip(PROTOCOL, proto)))}"
             + ("" if m == "source_only" else
                f"\nD {proto[at['disc_input']][:5]}, {proto[at['adapt_update']][:5]}")
             for p, m, proto in keys]
@@ -108,6 +115,7 @@ def main():
   parser.add_argument("csv", nargs="+", help="results files, one section each")
   parser.add_argument("--out-dir", default="results")
   args = parser.parse_args()
+  os.makedirs(args.out_dir, exist_ok=True)
   sections = []
   for path in args.csv:
     rows = load(path)

@@ -31,6 +31,8 @@ def test_unknown_pair_lists_valid_ones():
     ("--adapt-lr", "0", "--adapt-lr must be a positive number"),
     ("--adversarial-loss", "wgan", "unknown adversarial loss 'wgan'"),
     ("--method", "dann", "unknown method 'dann'"),
+    ("--pixel-scale", "0", "--pixel-scale must be a positive number"),
+    ("--image-size", "12", "--image-size must be at least 16"),
 ])
 def test_bad_values(flag, value, message):
   assert_one_line_error(run_cli("--pair", "mnist_usps", flag, value), message)
@@ -64,3 +66,8 @@ def test_flags_map_onto_the_preset():
       ["--pair", "usps_mnist", "--full-sets", "--rgb32", "--no-target-monitor", "--seed", "3"]))
   assert changed == preset.replace(source_subset=None, target_subset=None, image_size=32,
                                    channels=3, monitor_target=False, seed=3)
+  code_input = cli.config_from_args(parser.parse_args(
+      ["--pair", "usps_mnist", "--image-size", "32", "--pixel-scale", "255"]))
+  assert code_input == preset.replace(image_size=32, pixel_scale=255.0)
+  # Both change the source model, so a stage-2 sweep may not reuse one across them.
+  assert code_input.pretrain_fields() != preset.pretrain_fields()

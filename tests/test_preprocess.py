@@ -25,6 +25,16 @@ def test_gray_to_rgb32_repeats_channels():
   assert 0.0 <= x.min() and x.max() <= 1.0
 
 
+def test_pixel_scale_stretches_the_range_and_nothing_else():
+  images = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 1), np.uint8)
+  unit = preprocess(images, 32, 1)
+  code = preprocess(images, 32, 1, pixel_scale=255.0)
+  assert code.dtype == np.float32 and code.max() > 1.0
+  np.testing.assert_allclose(code, 255.0 * unit, rtol=1e-6)
+  np.testing.assert_allclose(preprocess(np.full((1, 28, 28, 1), 255, np.uint8), 28, 1, 255.0),
+                             255.0)
+
+
 def test_subsample_is_fixed_by_seed_and_sized():
   images, labels = np.arange(100)[:, None], np.arange(100)
   a = subsample(images, labels, 20, seed=0)

@@ -27,7 +27,13 @@ def test_rows_carry_every_column_and_source_only_has_no_adapt_steps(tmp_path):
   assert [r["method"] for r in rows] == ["source_only", "adda", "source_only"]
   assert rows[0]["adapt_steps"] == "0" and rows[1]["adapt_steps"] == "10000"
   assert rows[1]["wall_seconds"] == "15.0" and rows[1]["device"] == "cpu"
-  assert rows[1]["adapt_update"] == "alternating"
+  assert rows[1]["adapt_update"] == "alternating" and rows[1]["pixel_scale"] == "1.0"
+
+
+def test_summaries_from_before_a_config_field_get_its_default():
+  old = summary()
+  del old["config"]["pixel_scale"]
+  assert [r["pixel_scale"] for r in results.rows_for(old, "run.py")] == [1.0, 1.0]
 
 
 def test_rows_name_the_commits_and_time_of_reused_stages():
