@@ -16,6 +16,7 @@ When PyTorch is importable the reference script runs in the same invocation, and
 ours/torch is printed. The last line is one JSON object.
 """
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -127,9 +128,9 @@ def end_to_end(raw_dir: str, steps_per_stage: int) -> dict:
 
 
 def torch_reference(path: str, batch: int, size: int, channels: int) -> dict | None:
-  try:
-    import torch  # noqa: F401
-  except ImportError:
+  # Only looked up, not imported: the reference runs in its own process, and torch's thread
+  # pools have no business in the one being timed.
+  if importlib.util.find_spec("torch") is None:
     print("[torch] PyTorch not installed: reference skipped (pip install torch==2.13.0)")
     return None
   if not os.path.exists(path):
