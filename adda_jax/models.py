@@ -1,8 +1,10 @@
 """The paper's digit networks as Flax NNX modules, plus a pure-function view of them.
 
 - `LeNetEncoder`: conv 20@5x5 -> max-pool 2 -> ReLU -> conv 50@5x5 -> max-pool 2 -> ReLU ->
-  fc 500 -> ReLU, giving the 500-d feature M(x). (ReLU after the pool equals ReLU before it,
-  at a quarter of the cost.)
+  fc 500 -> ReLU, giving the 500-d feature M(x), as in the released TF code. (ReLU after the
+  pool equals ReLU before it, at a quarter of the cost.) `conv_relu=False` drops the two conv
+  ReLUs: Caffe's LeNet, which the paper names as its base ("the modified LeNet provided in the
+  Caffe source code"), has a ReLU only after fc 500.
 - `Classifier`: linear 500 -> 10 (C).
 - `Discriminator`: 500 -> 500 -> 500 -> 1 with ReLU, one logit for "source" (D); its input is
   the 500-d feature (paper) or the 10-d logits (authors' code), a config choice.
@@ -41,15 +43,18 @@ class Conv2d(nnx.Module):
 class LeNetEncoder(nnx.Module):
   """LeNet feature extractor: images [N, S, S, C] -> features [N, 500]."""
 
-  def __init__(self, image_size: int, channels: int, *, rngs: nnx.Rngs):
+  def __init__(self, image_size: int, channels: int, conv_relu: bool = True, *,
+               rngs: nnx.Rngs):
+    self.conv_relu = conv_relu
     self.conv1 = Conv2d(channels, 20, 5, rngs=rngs)
     self.conv2 = Conv2d(20, 50, 5, rngs=rngs)
     side = ((image_size - 4) // 2 - 4) // 2
     self.fc = nnx.Linear(50 * side * side, FEATURES, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    x = jax.nn.relu(ops.max_pool_2x2(self.conv1(x)))
-    x = jax.nn.relu(ops.max_pool_2x2(self.conv2(x)))
+    conv_activation = jax.nn.relu if self.conv_relu else (lambda y: y)
+    x = conv_activation(ops.max_pool_2x2(self.conv1(x)))
+    x = conv_activation(ops.max_pool_2x2(self.conv2(x)))
     return jax.nn.relu(self.fc(x.reshape(x.shape[0], -1)))
 
 
@@ -105,10 +110,11 @@ class Networks:
 
 
 def make_networks(image_size: int, channels: int, disc_input: str,
-                  disc_hidden: tuple[int, ...]) -> Networks:
+                  disc_hidden: tuple[int, ...], conv_relu: bool = True) -> Networks:
   disc_in = {"features": FEATURES, "logits": NUM_CLASSES}[disc_input]
   return Networks(
-      encoder=PureModule(lambda rngs: LeNetEncoder(image_size, channels, rngs=rngs)),
+      encoder=PureModule(lambda rngs: LeNetEncoder(image_size, channels, conv_relu,
+                                                   rngs=rngs)),
       classifier=PureModule(lambda rngs: Classifier(rngs=rngs)),
       discriminator=PureModule(lambda rngs: Discriminator(disc_in, tuple(disc_hidden),
                                                           rngs=rngs)),

@@ -199,7 +199,8 @@ class Stages:
   @classmethod
   def create(cls, cfg: Config, workdir: str, steps_per_call: int | None = None,
              commit: str = "unknown") -> "Stages":
-    nets = make_networks(cfg.image_size, cfg.channels, cfg.disc_input, cfg.disc_hidden)
+    nets = make_networks(cfg.image_size, cfg.channels, cfg.disc_input, cfg.disc_hidden,
+                         cfg.conv_relu)
     return cls(cfg, workdir, nets, Placement.over_all_devices(cfg.batch_size),
                steps_per_call or steps.default_steps_per_call(), commit)
 
