@@ -34,3 +34,20 @@ def test_max_pool_matches_reduce_window():
   from adda_jax.ops import max_pool_2x2
   x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
   chex.assert_trees_all_close(max_pool_2x2(x), linen.max_pool(x, (2, 2), (2, 2)))
+
+
+@pytest.mark.parametrize("conv_relu", [True, False])
+def test_encoder_matches_a_hand_written_lenet(conv_relu):
+  """Both variants share parameter shapes; only the conv-block activation differs."""
+  from adda_jax.ops import conv2d, max_pool_2x2
+  nets = make_networks(28, 1, "features", (500, 500), conv_relu=conv_relu)
+  p = nets.encoder.init(jax.random.key(0))
+  x = jax.random.normal(jax.random.key(1), (4, 28, 28, 1))
+  act = jax.nn.relu if conv_relu else (lambda y: y)
+  h = act(max_pool_2x2(conv2d(x, p["conv1"]["kernel"]) + p["conv1"]["bias"]))
+  h = act(max_pool_2x2(conv2d(h, p["conv2"]["kernel"]) + p["conv2"]["bias"]))
+  expected = jax.nn.relu(h.reshape(4, -1) @ p["fc"]["kernel"] + p["fc"]["bias"])
+  chex.assert_trees_all_close(nets.encoder.apply(p, x), expected, atol=1e-5)
+  other = make_networks(28, 1, "features", (500, 500), conv_relu=not conv_relu)
+  chex.assert_trees_all_equal_shapes(p, other.encoder.init(jax.random.key(0)))
+  assert not jnp.allclose(other.encoder.apply(p, x), expected, atol=1e-3)

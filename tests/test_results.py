@@ -32,8 +32,9 @@ def test_rows_carry_every_column_and_source_only_has_no_adapt_steps(tmp_path):
 
 def test_summaries_from_before_a_config_field_get_its_default():
   old = summary()
-  del old["config"]["pixel_scale"]
-  assert [r["pixel_scale"] for r in results.rows_for(old, "run.py")] == [1.0, 1.0]
+  del old["config"]["pixel_scale"], old["config"]["conv_relu"]
+  rows = results.rows_for(old, "run.py")
+  assert [(r["pixel_scale"], r["conv_relu"]) for r in rows] == [(1.0, True), (1.0, True)]
 
 
 def test_rows_name_the_commits_and_time_of_reused_stages():
