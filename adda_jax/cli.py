@@ -67,9 +67,10 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
   group.add_argument("--adapt-update",
                      help="alternating (paper: D, then M_t against the new D) or "
                           "simultaneous (authors' code: both from one forward pass)")
-  group.add_argument("--no-conv-relu", action="store_true",
-                     help="encoder as Caffe's LeNet (ReLU only after fc 500), not the released "
-                          "code's (ReLU after each conv block too)")
+  group.add_argument("--conv-relu", action=argparse.BooleanOptionalAction, default=None,
+                     help="--conv-relu: a ReLU after each conv block too, as the released "
+                          "code's LeNet; default --no-conv-relu: Caffe's LeNet (paper), ReLU "
+                          "only after fc 500")
   group.add_argument("--eval-split", help="test (default) or train (authors' code)")
   group.add_argument("--full-sets", action="store_true",
                      help="MNIST<->USPS: train on the full sets, not the paper's 2000/1800")
@@ -92,14 +93,12 @@ def config_from_args(args: argparse.Namespace) -> Config:
   cfg = get_config(args.pair)
   names = ("method", "seed", "pretrain_steps", "adapt_steps", "batch_size", "pretrain_lr",
            "adapt_lr", "adversarial_loss", "adapt_update", "disc_input", "eval_split",
-           "image_size", "pixel_scale", "log_every", "checkpoint_every")
+           "image_size", "pixel_scale", "conv_relu", "log_every", "checkpoint_every")
   changes = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
   if args.full_sets:
     changes.update(source_subset=None, target_subset=None)
   if args.rgb32:
     changes.update(image_size=32, channels=3)
-  if args.no_conv_relu:
-    changes.update(conv_relu=False)
   if args.no_target_monitor:
     changes.update(monitor_target=False)
   return cfg.replace(**changes).validate()

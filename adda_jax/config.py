@@ -7,8 +7,9 @@ code (github.com/erictzeng/adda, scripts/svhn-mnist.sh) where the paper is silen
   the encoder's and classifier's kernels (the code's slim `l2_regularizer`).
 - Adaptation: Adam lr 2e-4, beta1 0.5 for both D and M_t (separate states), batch 128 from each
   domain, 10,000 steps, GAN (inverted label) mapping loss, M_t initialised from M_s.
-- Encoder: LeNet with a ReLU after each conv block, as the released code's; the paper's base,
-  Caffe's LeNet, has none there: `conv_relu=False`.
+- Encoder: the LeNet the paper names as its base (Caffe's), with a ReLU only after fc 500.
+  The released TF code also put one after each conv block: `conv_relu=True`. Runs saved
+  before this field existed used that encoder.
 - D: 500-500-1 MLP with ReLU on the 500-d encoder features (paper). The code fed D the 10-d
   classifier logits: `disc_input="logits"`.
 - D and M_t are updated alternately (D first, then M_t against the updated D), as in the paper's
@@ -63,7 +64,7 @@ class Config:
   subset_seed: int = 0
   eval_split: str = "test"
   # Networks.
-  conv_relu: bool = True
+  conv_relu: bool = False
   disc_input: str = "features"
   disc_hidden: tuple[int, ...] = (500, 500)
   adversarial_loss: str = "gan"
@@ -92,8 +93,9 @@ class Config:
 
   @classmethod
   def from_json(cls, data: dict[str, Any]) -> "Config":
-    # Runs saved before a field existed used its default.
-    data = dict(data, disc_hidden=tuple(data["disc_hidden"]))
+    # Runs saved before a field existed used its default, except the encoder: those all had
+    # the conv ReLUs (the default then).
+    data = {"conv_relu": True, **data, "disc_hidden": tuple(data["disc_hidden"])}
     return cls(**data)
 
   def result_fields(self) -> dict[str, Any]:

@@ -34,11 +34,11 @@ def load(path):
 
 
 def input_and_encoder(row) -> str:
-  """E.g. "28px x1"; "32px x1 [0,255]" for the released code's pixel range; ", Caffe LeNet"
-  for the encoder without conv ReLUs."""
+  """E.g. "28px x1"; "32px x1 [0,255]" for the released code's pixel range; ", conv ReLU" for
+  the released code's encoder."""
   scale = float(row["pixel_scale"])
   return (f"{row['image_size']}px x{row['channels']}" + ("" if scale == 1 else f" [0,{scale:g}]")
-          + ("" if row["conv_relu"] == "True" else ", Caffe LeNet"))
+          + (", conv ReLU" if row["conv_relu"] == "True" else ""))
 
 
 def group(rows):

@@ -30,7 +30,8 @@ def test_rows_carry_every_column_and_source_only_has_no_adapt_steps(tmp_path):
   assert rows[1]["adapt_update"] == "alternating" and rows[1]["pixel_scale"] == "1.0"
 
 
-def test_summaries_from_before_a_config_field_get_its_default():
+def test_summaries_from_before_a_config_field_get_what_those_runs_used():
+  """Their default for a new field, except the encoder: conv ReLUs were the default then."""
   old = summary()
   del old["config"]["pixel_scale"], old["config"]["conv_relu"]
   rows = results.rows_for(old, "run.py")
