@@ -55,6 +55,7 @@ class StageCheckpoints:
               ) -> tuple[Any, dict[str, Any], dict[str, Any] | None]:
     """The state saved at `step`, laid out like `abstract_state`, its config and provenance
     (None for checkpoints written before provenance was saved)."""
+    self._check_layout(step, abstract_state)
     items = {"state": ocp.args.StandardRestore(abstract_state),
              "config": ocp.args.JsonRestore()}
     has_provenance = os.path.isdir(os.path.join(self.directory, str(step), "provenance"))
@@ -63,14 +64,51 @@ class StageCheckpoints:
     try:
       restored = self._manager.restore(step, args=ocp.args.Composite(**items))
     except Exception as e:  # Orbax raises many types for damaged or mismatched files.
-      raise UserError(
-          f"checkpoint {self.directory}/{step} is corrupt or does not match this model "
-          f"({type(e).__name__}); delete that folder to fall back to an earlier one, or rerun "
-          f"with --fresh") from e
+      raise self._corrupt(step, type(e).__name__) from e
     return restored.state, restored.config, restored.provenance if has_provenance else None
+
+  def _check_layout(self, step: int, abstract_state: Any) -> None:
+    """Compares the saved arrays' paths, shapes and dtypes with the state to restore into,
+    before reading any data: names what differs, and spares orbax a failing restore."""
+    try:
+      with ocp.StandardCheckpointer() as checkpointer:
+        saved = checkpointer.metadata(os.path.join(self.directory, str(step), "state"))
+      saved = _layout(saved.item_metadata)
+    except Exception as e:  # Missing or unreadable metadata: a damaged checkpoint.
+      raise self._corrupt(step, type(e).__name__) from e
+    if not saved:  # What orbax reads from an unreadable array store.
+      raise self._corrupt(step, "no readable arrays")
+    expected = _layout(abstract_state)
+    if saved != expected:
+      path = min(k for k in saved.keys() | expected.keys() if saved.get(k) != expected.get(k))
+      raise UserError(
+          f"checkpoint {self.directory}/{step} holds another model than these settings build "
+          f"({'/'.join(path)}: saved {_describe(saved.get(path))}, expected "
+          f"{_describe(expected.get(path))}); rerun with the settings it was saved with, or "
+          f"with --fresh to start over")
+
+  def _corrupt(self, step: int, reason: str) -> UserError:
+    return UserError(f"checkpoint {self.directory}/{step} is corrupt ({reason}); "
+                     f"delete that folder to fall back to an earlier one, or rerun with --fresh")
 
   def close(self) -> None:
     self._manager.close()
+
+
+def _layout(tree: Any) -> dict[tuple[str, ...], tuple[tuple[int, ...], str]]:
+  """Each array's path -> (shape, dtype). Paths name dict keys, attributes and indices alike,
+  since orbax's metadata turns the optimiser's named tuples into dicts."""
+  def name(key) -> str:
+    for attr in ("key", "name", "idx"):
+      if hasattr(key, attr):
+        return str(getattr(key, attr))
+    return str(key)
+  return {tuple(name(k) for k in path): (tuple(leaf.shape), str(leaf.dtype))
+          for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def _describe(entry: tuple[tuple[int, ...], str] | None) -> str:
+  return "nothing" if entry is None else f"{entry[1]}{list(entry[0])}"
 
 
 def abstract_like(state: Any) -> Any:
