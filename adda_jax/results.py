@@ -14,8 +14,7 @@ from adda_jax.errors import UserError
 COLUMNS = ("pair", "method", "seed", "target_accuracy", "eval_split", "pretrain_steps",
            "adapt_steps", "batch_size", "source_subset", "target_subset", "disc_input",
            "adversarial_loss", "adapt_update", "image_size", "channels", "pixel_scale",
-           "conv_relu", "wall_seconds",
-           "device", "commit", "command")
+           "conv_relu", "wall_seconds", "device", "commit", "command")
 
 
 def git_commit(root: str | None = None) -> str:

@@ -30,6 +30,7 @@ def load_pair(cfg: Config, data: DataSource) -> PairData:
 
   def prep(arrays: Arrays) -> Arrays:
     images, labels = arrays
-    return preprocess(images, cfg.image_size, cfg.channels, cfg.pixel_scale), labels.astype(np.int32)
+    images = preprocess(images, cfg.image_size, cfg.channels, cfg.pixel_scale)
+    return images, labels.astype(np.int32)
 
   return PairData(prep(source_train), prep(target_train), prep(target_eval))

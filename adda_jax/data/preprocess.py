@@ -1,8 +1,9 @@
 """The ADDA digits preprocessing, made explicit: size, colour and the MNIST<->USPS subsets.
 
-Images become float32 in [0, pixel_scale] (1 by default; the released code used 255), resized to `image_size` and converted to `channels` (1: gray
-by ITU-R 601 luma, as `tf.image.rgb_to_grayscale`; 3: gray images repeated to RGB). The paper's
-28x28 gray protocol resizes USPS 16->28 and SVHN / MNIST-M 32->28 bilinearly (antialiased).
+Images become float32 in [0, pixel_scale] (1 by default; the released code used 255), resized
+to `image_size` and converted to `channels` (1: gray by ITU-R 601 luma, as
+`tf.image.rgb_to_grayscale`; 3: gray images repeated to RGB). The paper's 28x28 gray protocol
+resizes USPS 16->28 and SVHN / MNIST-M 32->28 bilinearly (antialiased).
 """
 from __future__ import annotations
 
