@@ -63,7 +63,7 @@ def plot(rows: list[dict], path: str) -> None:
                  fontsize=9)
     ax.set_xlabel("adaptation step (0 = source only)")
     ax.set_ylabel("%")
-    ax.set_ylim(50, 100)
+    ax.set_ylim(40, 100)
     ax.legend(fontsize=7, loc="lower right")
   fig.tight_layout()
   fig.savefig(path, dpi=120)

@@ -91,12 +91,13 @@ def plot(groups, path, title):
   at = {name: PROTOCOL.index(name)
         for name in ("eval_split", "source_subset", "disc_input", "adapt_update")}
   labels = [f"{p}\n{m}\n{'subsets' if proto[at['source_subset']] else 'full'}, eval "
-            f"{proto[at['eval_split']]}\n{input_and_encoder(dict(zip(PROTOCOL, proto)))}"
+            f"{proto[at['eval_split']]}\n"
+            + input_and_encoder(dict(zip(PROTOCOL, proto))).replace(", ", "\n")
             + ("" if m == "source_only" else
                f"\nD {proto[at['disc_input']][:5]}, {proto[at['adapt_update']][:5]}")
             for p, m, proto in keys]
   means, stds = zip(*(mean_std(groups[k]) for k in keys))
-  fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(keys)), 4.5))
+  fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(keys)), 5))
   colors = ["tab:gray" if m == "source_only" else "tab:blue" for _, m, _ in keys]
   ax.bar(range(len(keys)), means, yerr=stds, color=colors, capsize=4)
   for i, (pair, method, _) in enumerate(keys):
