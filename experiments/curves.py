@@ -4,7 +4,8 @@ python experiments/curves.py runs/usps_mnist/seed*_curve runs/mnist_usps/seed*_c
     --csv results/adapt_curves.csv --plot results/adapt_curves.png
 
 Reads each run's summary.json (`adapt_history`, logged every --log-every steps by run.py),
-writes the points as CSV rows and draws one panel per pair and update rule, one colour per seed.
+writes the points as CSV rows and draws one panel per pair, update rule and encoder, one colour
+per seed.
 Step 0 is the source-only model (M_t = M_s). Target accuracy here is for watching runs, as in
 the logs: every reported ADDA number is the last step's, never a selected one.
 """
@@ -13,6 +14,7 @@ import collections
 import csv
 import json
 import os
+import sys
 
 import matplotlib
 
@@ -21,7 +23,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from summarize import PAPER  # noqa: E402
 
-COLUMNS = ("pair", "adapt_update", "seed", "step", "target_accuracy", "disc_accuracy",
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from adda_jax.config import Config  # noqa: E402
+
+COLUMNS = ("pair", "adapt_update", "encoder", "seed", "step", "target_accuracy", "disc_accuracy",
            "eval_split", "device", "commit", "workdir")
 
 
@@ -37,7 +42,9 @@ def points(workdir: str) -> list[dict]:
     raise SystemExit(f"error: {path} has no adaptation curve; rerun it with this version of "
                      f"experiments/run.py (without --no-target-monitor)")
   common = {k: summary[k] for k in ("pair", "seed", "eval_split", "device")}
-  common.update(adapt_update=summary["config"]["adapt_update"],
+  cfg = Config.from_json(summary["config"])  # Also reads runs saved before a field existed.
+  common.update(adapt_update=cfg.adapt_update,
+                encoder="conv ReLU" if cfg.conv_relu else "Caffe LeNet",
                 commit=summary.get("adapt_commit", summary["commit"]))
   start = {"step": 0, "target_accuracy": summary["source_only_accuracy"], "disc_accuracy": ""}
   return [{**common, **{k: h[k] for k in ("step", "target_accuracy", "disc_accuracy")},
@@ -47,9 +54,9 @@ def points(workdir: str) -> list[dict]:
 def plot(rows: list[dict], path: str) -> None:
   panels = collections.defaultdict(lambda: collections.defaultdict(list))
   for r in rows:
-    panels[(r["pair"], r["adapt_update"])][r["seed"]].append(r)
+    panels[(r["pair"], r["adapt_update"], r["encoder"])][r["seed"]].append(r)
   fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
-  for ax, ((pair, update), seeds) in zip(axes[0], sorted(panels.items())):
+  for ax, ((pair, update, encoder), seeds) in zip(axes[0], sorted(panels.items())):
     for seed, curve in sorted(seeds.items()):
       color = f"C{int(seed) % 10}"  # One colour per seed across panels.
       ax.plot([p["step"] for p in curve], [100 * p["target_accuracy"] for p in curve],
@@ -59,8 +66,8 @@ def plot(rows: list[dict], path: str) -> None:
               color=color, ls=":", label=f"seed {seed}: D accuracy")
     if (pair, "adda") in PAPER:
       ax.axhline(PAPER[(pair, "adda")], color="r", ls="--", lw=1, label="paper ADDA")
-    ax.set_title(f"{pair}, {update} (target {curve[0]['eval_split']}, {curve[0]['device']})",
-                 fontsize=9)
+    ax.set_title(f"{pair}, {update}, {encoder} (target {curve[0]['eval_split']}, "
+                 f"{curve[0]['device']})", fontsize=9)
     ax.set_xlabel("adaptation step (0 = source only)")
     ax.set_ylabel("%")
     ax.set_ylim(40, 100)

@@ -5,14 +5,17 @@ import os
 import subprocess
 import sys
 
+from adda_jax.config import Config
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def write_run(directory, seed, history):
+def write_run(directory, seed, history, **config):
   os.makedirs(directory)
+  config = Config(pair="usps_mnist", source="usps", target="mnist", **config).to_json()
   summary = {"pair": "usps_mnist", "seed": seed, "eval_split": "test", "device": "cpu",
              "commit": "abc1234", "adapt_commit": "abc1234", "source_only_accuracy": 0.6,
-             "config": {"adapt_update": "alternating"}, "adapt_history": history}
+             "config": config, "adapt_history": history}
   with open(os.path.join(directory, "summary.json"), "w") as f:
     json.dump(summary, f)
 
@@ -38,6 +41,25 @@ def test_points_start_at_source_only_and_follow_the_history(tmp_path):
       ("1", "500", "0.8")]
   assert out_png.stat().st_size > 0
   assert "highest 85.00% at step 1000" in result.stdout
+  assert {r["encoder"] for r in rows} == {"Caffe LeNet"}
+
+
+def test_encoders_are_told_apart_and_old_runs_read_as_conv_relu(tmp_path):
+  history = [{"step": 500, "target_accuracy": 0.8, "disc_accuracy": 0.7}]
+  write_run(tmp_path / "new", 0, history)
+  write_run(tmp_path / "old", 0, history)
+  with open(tmp_path / "old" / "summary.json") as f:
+    old = json.load(f)
+  del old["config"]["conv_relu"]  # Saved before the field existed: conv ReLUs then.
+  with open(tmp_path / "old" / "summary.json", "w") as f:
+    json.dump(old, f)
+  out_csv = tmp_path / "c.csv"
+  result = curves(str(tmp_path / "new"), str(tmp_path / "old"), "--csv", str(out_csv),
+                  "--plot", str(tmp_path / "c.png"))
+  assert result.returncode == 0, result.stderr[-2000:]
+  with open(out_csv) as f:
+    encoders = [(r["workdir"][-3:], r["encoder"]) for r in csv.DictReader(f)]
+  assert sorted(set(encoders)) == [("new", "Caffe LeNet"), ("old", "conv ReLU")]
 
 
 def test_a_run_without_a_curve_is_refused(tmp_path):
