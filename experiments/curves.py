@@ -21,7 +21,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from summarize import PAPER  # noqa: E402
+from summarize import ENCODERS, PAPER  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from adda_jax.config import Config  # noqa: E402
@@ -44,7 +44,7 @@ def points(workdir: str) -> list[dict]:
   common = {k: summary[k] for k in ("pair", "seed", "eval_split", "device")}
   cfg = Config.from_json(summary["config"])  # Also reads runs saved before a field existed.
   common.update(adapt_update=cfg.adapt_update,
-                encoder="conv ReLU" if cfg.conv_relu else "Caffe LeNet",
+                encoder=ENCODERS[cfg.conv_relu],
                 commit=summary.get("adapt_commit", summary["commit"]))
   start = {"step": 0, "target_accuracy": summary["source_only_accuracy"], "disc_accuracy": ""}
   return [{**common, **{k: h[k] for k in ("step", "target_accuracy", "disc_accuracy")},

@@ -24,6 +24,8 @@ PAPER = {("mnist_usps", "source_only"): 75.2, ("mnist_usps", "adda"): 89.4,
 PROTOCOL = ("pretrain_steps", "adapt_steps", "source_subset", "target_subset", "eval_split",
             "disc_input", "adversarial_loss", "adapt_update", "image_size", "channels",
             "pixel_scale", "conv_relu")
+# Config.conv_relu -> the encoder's name in tables, plots and curves.
+ENCODERS = {True: "conv ReLU", False: "Caffe LeNet"}
 # Settings of stage 2 only: they do not distinguish source-only models.
 ADAPT_ONLY = ("disc_input", "adversarial_loss", "adapt_update")
 
@@ -35,10 +37,10 @@ def load(path):
 
 def input_and_encoder(row) -> str:
   """E.g. "28px x1"; "32px x1 [0,255]" for the released code's pixel range; ", conv ReLU" for
-  the released code's encoder."""
+  the released code's encoder (the default, Caffe's LeNet, goes unnamed)."""
   scale = float(row["pixel_scale"])
   return (f"{row['image_size']}px x{row['channels']}" + ("" if scale == 1 else f" [0,{scale:g}]")
-          + (", conv ReLU" if row["conv_relu"] == "True" else ""))
+          + (f", {ENCODERS[True]}" if row["conv_relu"] == "True" else ""))
 
 
 def group(rows):
