@@ -55,9 +55,8 @@ def timed(run_block, blocks: int, steps_per_block: int) -> float:
 
 
 def measure(batch: int, size: int, channels: int, blocks: int, block_steps: int,
-            steps_per_call: int) -> dict:
-  # The conv ReLUs kept: the same network as the PyTorch reference it is timed against.
-  nets = make_networks(size, channels, "features", (500, 500), conv_relu=True)
+            steps_per_call: int, conv_relu: bool) -> dict:
+  nets = make_networks(size, channels, "features", (500, 500), conv_relu=conv_relu)
   placement = Placement.over_all_devices(batch)
   rng = np.random.default_rng(0)
   n = 4096
@@ -149,6 +148,9 @@ def main() -> None:
   parser.add_argument("--batch", type=int, default=128)
   parser.add_argument("--size", type=int, default=28)
   parser.add_argument("--channels", type=int, default=1)
+  parser.add_argument("--conv-relu", action=argparse.BooleanOptionalAction, default=True,
+                      help="time the released code's LeNet, the network the PyTorch reference "
+                           "builds (default); --no-conv-relu: the training default, Caffe's")
   parser.add_argument("--blocks", type=int, default=5)
   parser.add_argument("--block-steps", type=int, default=40)
   parser.add_argument("--steps-per-call", type=int, default=None,
@@ -166,22 +168,24 @@ def main() -> None:
   args = parser.parse_args()
 
   print(f"[bench] jax {jax.__version__} on {jax.devices()}, batch {args.batch}, "
-        f"{args.size}x{args.size}x{args.channels}", flush=True)
+        f"{args.size}x{args.size}x{args.channels}, "
+        f"{'conv ReLU' if args.conv_relu else 'Caffe LeNet'}", flush=True)
   summary = {"backend": jax.default_backend(), "devices": jax.device_count(),
              "jax": jax.__version__, "batch": args.batch, "size": args.size,
-             "channels": args.channels}
+             "channels": args.channels, "conv_relu": args.conv_relu}
   per_call = args.steps_per_call or steps.default_steps_per_call()
   if args.baseline:
     fast_pool, tuned = ops.max_pool_2x2, xla_options.for_default_backend
     ops.max_pool_2x2 = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
     xla_options.for_default_backend = lambda use: {}
     base = measure(args.batch, args.size, args.channels, args.blocks, args.block_steps,
-                   per_call)
+                   per_call, args.conv_relu)
     ops.max_pool_2x2, xla_options.for_default_backend = fast_pool, tuned
     summary.update({f"baseline_{k}": v for k, v in base.items()})
     print(f"[baseline] pretrain {base['pretrain_ms']:.2f} ms  adapt {base['adapt_ms']:.2f} ms  "
           f"eval {base['eval_ms']:.2f} ms", flush=True)
-  ours = measure(args.batch, args.size, args.channels, args.blocks, args.block_steps, per_call)
+  ours = measure(args.batch, args.size, args.channels, args.blocks, args.block_steps, per_call,
+                 args.conv_relu)
   summary.update(ours, steps_per_call=per_call,
                  xla_options=str({use: xla_options.for_default_backend(use)
                                    for use in ("train", "eval")}))
