@@ -59,6 +59,9 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
   group.add_argument("--adapt-steps", type=int, help="stage 2 steps (default 10000)")
   group.add_argument("--batch-size", type=int,
                      help="images per domain per step (default 128); a multiple of the devices")
+  group.add_argument("--pretrain-solver",
+                     help="stage 1 solver: adam (default, the released code's) or caffe_lenet "
+                          "(Caffe's LeNet solver: SGD momentum, 'inv' decay; see config.py)")
   group.add_argument("--pretrain-lr", type=float, help="stage 1 Adam rate (default 1e-3)")
   group.add_argument("--adapt-lr", type=float,
                      help="stage 2 Adam rate for D and M_t (default 2e-4)")
@@ -91,7 +94,7 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> Config:
   cfg = get_config(args.pair)
-  names = ("method", "seed", "pretrain_steps", "adapt_steps", "batch_size", "pretrain_lr",
+  names = ("method", "seed", "pretrain_solver", "pretrain_steps", "adapt_steps", "batch_size", "pretrain_lr",
            "adapt_lr", "adversarial_loss", "adapt_update", "disc_input", "eval_split",
            "image_size", "pixel_scale", "conv_relu", "log_every", "checkpoint_every")
   changes = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
@@ -101,6 +104,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
     changes.update(image_size=32, channels=3)
   if args.no_target_monitor:
     changes.update(monitor_target=False)
+  if args.pretrain_lr is not None and args.pretrain_solver == "caffe_lenet":
+    raise UserError("--pretrain-lr sets Adam's rate; --pretrain-solver caffe_lenet has "
+                    "Caffe's own (0.01, 'inv' decay): drop one of the two flags")
   return cfg.replace(**changes).validate()
 
 

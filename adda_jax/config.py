@@ -4,7 +4,13 @@ Defaults follow the ADDA paper (Tzeng et al. 2017) where it is specific, and the
 code (github.com/erictzeng/adda, scripts/svhn-mnist.sh) where the paper is silent:
 
 - Pretraining: Adam lr 1e-3 (beta1 0.9), batch 128, 10,000 steps, L2 weight decay 2.5e-5 on
-  the encoder's and classifier's kernels (the code's slim `l2_regularizer`).
+  the encoder's and classifier's kernels (the code's slim `l2_regularizer`). The paper names no
+  pretraining solver; `pretrain_solver="caffe_lenet"` uses the one Caffe ships with the LeNet
+  the paper builds on (examples/mnist/lenet_solver.prototxt): SGD with momentum 0.9, rate 0.01
+  decayed by Caffe's "inv" policy (gamma 1e-4, power 0.75), weight decay 5e-4 on every
+  parameter, biases at twice the rate (the prototxt's `lr_mult: 2`). Caffe's own batch is 64;
+  ours stays `batch_size`. The `pretrain_lr`, `pretrain_b1` and `pretrain_weight_decay` fields
+  are Adam's and do not apply to it.
 - Adaptation: Adam lr 2e-4, beta1 0.5 for both D and M_t (separate states), batch 128 from each
   domain, 10,000 steps, GAN (inverted label) mapping loss, M_t initialised from M_s.
 - Encoder: the LeNet the paper names as its base (Caffe's), with a ReLU only after fc 500.
@@ -36,6 +42,7 @@ from adda_jax.errors import UserError
 from adda_jax.losses import ADVERSARIAL_LOSSES
 
 METHODS = ("adda", "source_only")
+PRETRAIN_SOLVERS = ("adam", "caffe_lenet")
 DISC_INPUTS = ("features", "logits")
 ADAPT_UPDATES = ("alternating", "simultaneous")
 EVAL_SPLITS = ("test", "train")
@@ -71,6 +78,7 @@ class Config:
   adapt_update: str = "alternating"
   # Optimisation.
   batch_size: int = 128
+  pretrain_solver: str = "adam"
   pretrain_steps: int = 10_000
   pretrain_lr: float = 1e-3
   pretrain_b1: float = 0.9
@@ -109,6 +117,7 @@ class Config:
   def validate(self) -> "Config":
     """Raises UserError with a one-line message for any value that cannot work."""
     _choice("method", self.method, METHODS)
+    _choice("pretrain solver", self.pretrain_solver, PRETRAIN_SOLVERS)
     _choice("adversarial loss", self.adversarial_loss, ADVERSARIAL_LOSSES)
     _choice("discriminator input", self.disc_input, DISC_INPUTS)
     _choice("adapt update", self.adapt_update, ADAPT_UPDATES)

@@ -14,7 +14,7 @@ from adda_jax.errors import UserError
 COLUMNS = ("pair", "method", "seed", "target_accuracy", "eval_split", "pretrain_steps",
            "adapt_steps", "batch_size", "source_subset", "target_subset", "disc_input",
            "adversarial_loss", "adapt_update", "image_size", "channels", "pixel_scale",
-           "conv_relu", "wall_seconds", "device", "commit", "command")
+           "conv_relu", "pretrain_solver", "wall_seconds", "device", "commit", "command")
 
 
 def git_commit(root: str | None = None) -> str:
@@ -48,7 +48,7 @@ def rows_for(summary: dict[str, Any], command: str) -> list[dict[str, Any]]:
   common = {k: cfg[k] for k in ("pair", "seed", "eval_split", "pretrain_steps", "adapt_steps",
                                 "batch_size", "source_subset", "target_subset", "disc_input",
                                 "adversarial_loss", "adapt_update", "image_size", "channels",
-                                "pixel_scale", "conv_relu")}
+                                "pixel_scale", "conv_relu", "pretrain_solver")}
   common.update(device=summary.get("device", ""), command=command)
   # Each row names the code that trained its model and the training time it took, also when
   # a stage was reused or resumed (summaries from before per-stage records: the run's commit).

@@ -58,6 +58,21 @@ def pretrain_optimizer(lr: float, b1: float, weight_decay: float) -> optax.Gradi
                      optax.adam(lr, b1=b1))
 
 
+def caffe_lenet_solver(base_lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4,
+                       gamma: float = 1e-4, power: float = 0.75) -> optax.GradientTransformation:
+  """Caffe's SGD as its LeNet example sets it up: history = momentum * history
+  + rate * lr_mult * (gradient + weight_decay * w), w -= history, with the "inv" rate
+  base_lr * (1 + gamma * iteration) ** -power and lr_mult 2 on biases. The rate sits inside the
+  momentum history, as in Caffe, so it is applied before `trace`."""
+  def biases(params):
+    return jax.tree.map(lambda is_kernel: not is_kernel, kernel_mask(params))
+
+  return optax.chain(optax.add_decayed_weights(weight_decay),
+                     optax.scale_by_schedule(lambda i: -base_lr * (1 + gamma * i) ** -power),
+                     optax.masked(optax.scale(2.0), biases),
+                     optax.trace(decay=momentum))
+
+
 def adapt_optimizer(lr: float, b1: float) -> optax.GradientTransformation:
   return optax.adam(lr, b1=b1)
 

@@ -215,6 +215,8 @@ class Stages:
 
   def pretrain_tx(self):
     c = self.cfg
+    if c.pretrain_solver == "caffe_lenet":
+      return steps.caffe_lenet_solver()
     return steps.pretrain_optimizer(c.pretrain_lr, c.pretrain_b1, c.pretrain_weight_decay)
 
   def adapt_txs(self):

@@ -23,7 +23,7 @@ PAPER = {("mnist_usps", "source_only"): 75.2, ("mnist_usps", "adda"): 89.4,
          ("mnist_mnistm", "source_only"): 52.3}
 PROTOCOL = ("pretrain_steps", "adapt_steps", "source_subset", "target_subset", "eval_split",
             "disc_input", "adversarial_loss", "adapt_update", "image_size", "channels",
-            "pixel_scale", "conv_relu")
+            "pixel_scale", "conv_relu", "pretrain_solver")
 # Config.conv_relu -> the encoder's name in tables, plots and curves.
 ENCODERS = {True: "conv ReLU", False: "Caffe LeNet"}
 # Settings of stage 2 only: they do not distinguish source-only models.
@@ -35,12 +35,14 @@ def load(path):
     return list(csv.DictReader(f))
 
 
-def input_and_encoder(row) -> str:
+def input_and_source_model(row) -> str:
   """E.g. "28px x1"; "32px x1 [0,255]" for the released code's pixel range; ", conv ReLU" for
-  the released code's encoder (the default, Caffe's LeNet, goes unnamed)."""
+  the released code's encoder and ", Caffe solver" for Caffe's LeNet solver in stage 1 (the
+  defaults, Caffe's LeNet pretrained with Adam, go unnamed)."""
   scale = float(row["pixel_scale"])
   return (f"{row['image_size']}px x{row['channels']}" + ("" if scale == 1 else f" [0,{scale:g}]")
-          + (f", {ENCODERS[True]}" if row["conv_relu"] == "True" else ""))
+          + (f", {ENCODERS[True]}" if row["conv_relu"] == "True" else "")
+          + (", Caffe solver" if row["pretrain_solver"] == "caffe_lenet" else ""))
 
 
 def group(rows):
@@ -80,7 +82,7 @@ def table(groups) -> str:
     adaptation = ("" if method == "source_only" else
                   f"D on {r['disc_input']}, {r['adversarial_loss']} {r['adapt_update']}, ")
     protocol = (f"{r['pretrain_steps']}+{r['adapt_steps']} steps, subsets {subsets}, eval "
-                f"{r['eval_split']}, {adaptation}{input_and_encoder(r)}")
+                f"{r['eval_split']}, {adaptation}{input_and_source_model(r)}")
     paper = PAPER.get((pair, method), "")
     commits = ", ".join(sorted({r["commit"] for r in rows}))
     lines.append(f"| {pair} | {method} | {mean:.1f} ± {std:.1f} | {seeds} | {paper} | "
@@ -94,7 +96,7 @@ def plot(groups, path, title):
         for name in ("eval_split", "source_subset", "disc_input", "adapt_update")}
   labels = [f"{p}\n{m}\n{'subsets' if proto[at['source_subset']] else 'full'}, eval "
             f"{proto[at['eval_split']]}\n"
-            + input_and_encoder(dict(zip(PROTOCOL, proto))).replace(", ", "\n")
+            + input_and_source_model(dict(zip(PROTOCOL, proto))).replace(", ", "\n")
             + ("" if m == "source_only" else
                f"\nD {proto[at['disc_input']][:5]}, {proto[at['adapt_update']][:5]}")
             for p, m, proto in keys]

@@ -33,6 +33,7 @@ def test_unknown_pair_lists_valid_ones():
     ("--method", "dann", "unknown method 'dann'"),
     ("--pixel-scale", "0", "--pixel-scale must be a positive number"),
     ("--image-size", "12", "--image-size must be at least 16"),
+    ("--pretrain-solver", "sgd", "unknown pretrain solver 'sgd'; choose one of adam, caffe_lenet"),
 ])
 def test_bad_values(flag, value, message):
   assert_one_line_error(run_cli("--pair", "mnist_usps", flag, value), message)
@@ -75,3 +76,12 @@ def test_flags_map_onto_the_preset():
   assert code_input == preset.replace(image_size=32, pixel_scale=255.0)
   # Both change the source model, so a stage-2 sweep may not reuse one across them.
   assert code_input.pretrain_fields() != preset.pretrain_fields()
+  caffe = cli.config_from_args(parser.parse_args(
+      ["--pair", "usps_mnist", "--pretrain-solver", "caffe_lenet"]))
+  assert caffe == preset.replace(pretrain_solver="caffe_lenet")
+  assert caffe.pretrain_fields() != preset.pretrain_fields()
+
+
+def test_adam_rate_with_the_caffe_solver_is_refused():
+  assert_one_line_error(run_cli("--pair", "mnist_usps", "--pretrain-solver", "caffe_lenet",
+                                "--pretrain-lr", "0.1"), "--pretrain-lr sets Adam's rate")

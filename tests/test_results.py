@@ -33,9 +33,10 @@ def test_rows_carry_every_column_and_source_only_has_no_adapt_steps(tmp_path):
 def test_summaries_from_before_a_config_field_get_what_those_runs_used():
   """Their default for a new field, except the encoder: conv ReLUs were the default then."""
   old = summary()
-  del old["config"]["pixel_scale"], old["config"]["conv_relu"]
+  del old["config"]["pixel_scale"], old["config"]["conv_relu"], old["config"]["pretrain_solver"]
   rows = results.rows_for(old, "run.py")
-  assert [(r["pixel_scale"], r["conv_relu"]) for r in rows] == [(1.0, True), (1.0, True)]
+  assert [(r["pixel_scale"], r["conv_relu"], r["pretrain_solver"]) for r in rows] == [
+      (1.0, True, "adam")] * 2
 
 
 def test_rows_name_the_commits_and_time_of_reused_stages():

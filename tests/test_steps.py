@@ -5,6 +5,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from adda_jax import steps
 from adda_jax.models import make_networks
@@ -44,6 +45,38 @@ def test_pretrain_step_lowers_cross_entropy():
 def test_weight_decay_only_on_kernels():
   mask = steps.kernel_mask(NETS.encoder.init(jax.random.key(0)))
   assert mask["conv1"]["kernel"] and not mask["conv1"]["bias"] and mask["fc"]["kernel"]
+
+
+def test_caffe_lenet_solver_follows_caffes_update_rule():
+  """Two steps by hand: history = 0.9 history + rate * lr_mult * (g + 5e-4 w); w -= history,
+  rate = 0.01 (1 + 1e-4 i)^-0.75, lr_mult 2 on the bias."""
+  params = {"fc": {"kernel": jnp.array([1.0, -2.0]), "bias": jnp.array([0.5])}}
+  grads = [{"fc": {"kernel": jnp.array([0.3, 0.1]), "bias": jnp.array([-0.2])}},
+           {"fc": {"kernel": jnp.array([-0.4, 0.2]), "bias": jnp.array([0.6])}}]
+  tx = steps.caffe_lenet_solver()
+  opt = tx.init(params)
+  expected = jax.tree.map(np.asarray, params)
+  history = jax.tree.map(np.zeros_like, expected)
+  for i, g in enumerate(grads):
+    updates, opt = tx.update(g, opt, params)
+    params = optax.apply_updates(params, updates)
+    rate = 0.01 * (1 + 1e-4 * i) ** -0.75
+    for name, lr_mult in (("kernel", 1.0), ("bias", 2.0)):
+      history["fc"][name] = (0.9 * history["fc"][name]
+                             + rate * lr_mult * (g["fc"][name] + 5e-4 * expected["fc"][name]))
+      expected["fc"][name] = expected["fc"][name] - history["fc"][name]
+  chex.assert_trees_all_close(params, expected, rtol=1e-6)
+
+
+def test_caffe_lenet_solver_trains_the_encoder():
+  tx = steps.caffe_lenet_solver()
+  state = steps.init_pretrain(NETS, tx, jax.random.key(0))
+  images, labels = toy_batch()
+  step = jax.jit(functools.partial(steps.pretrain_step, NETS, tx))
+  _, first = step(state, images, labels)
+  for _ in range(15):
+    state, metrics = step(state, images, labels)
+  assert float(metrics["loss"]) < 0.5 * float(first["loss"])
 
 
 def test_discriminator_step_lowers_its_loss():
