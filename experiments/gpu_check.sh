@@ -3,9 +3,10 @@
 #   bench        benchmark.py (500 steps per dispatch, and 1) and the PyTorch CUDA reference
 #   timed        one paper-length MNIST->USPS run, whole-command wall time
 #   determinism  the same run twice more (the library asks XLA for deterministic GPU kernels)
-#   sweep        MNIST<->USPS x seeds 0-2 x variants, four runs at a time on the one GPU;
+#   sweep        MNIST<->USPS x seeds 0-2 x variants, PARALLEL (4) runs at a time on the one GPU;
 #                SWEEP=protocols: paper, logits, full, full_logits;
-#                SWEEP=authors: simultaneous, authors (the released code's whole protocol)
+#                SWEEP=authors: simultaneous, authors (the released code's whole protocol);
+#                SWEEP=pretraining: paper, caffe_solver, conv_relu, conv_relu_caffe_solver
 # PARTS picks them (default "bench timed sweep", SWEEP=protocols).
 #
 # The GPU host has JAX with CUDA but no TFDS/TensorFlow and no network, and ../shared does not
@@ -65,10 +66,11 @@ if has determinism; then
 fi
 has sweep || exit 0
 
-# Four runs at a time on the one GPU, USPS->MNIST first.
+# PARALLEL runs at a time on the one GPU, USPS->MNIST first.
 sweep() {
   local variants="paper logits full full_logits"
   [ "$sweep_kind" = authors ] && variants="simultaneous authors"
+  [ "$sweep_kind" = pretraining ] && variants="paper caffe_solver conv_relu conv_relu_caffe_solver"
   for pair in usps_mnist mnist_usps; do
     for seed in 0 1 2; do
       for variant in $variants; do
@@ -84,6 +86,9 @@ one() {
     full) flags=(--full-sets) ;;
     full_logits) flags=(--full-sets --disc-input logits) ;;
     simultaneous) flags=(--adapt-update simultaneous) ;;
+    caffe_solver) flags=(--pretrain-solver caffe_lenet) ;;
+    conv_relu) flags=(--conv-relu) ;;
+    conv_relu_caffe_solver) flags=(--conv-relu --pretrain-solver caffe_lenet) ;;
     authors) flags=(--full-sets --disc-input logits --adapt-update simultaneous
                     --eval-split train) ;;
   esac
@@ -98,7 +103,7 @@ one() {
 export -f one
 export out
 export common_flags="${common[*]}"
-sweep | timeout "$sweep_seconds" xargs -P 4 -L 1 bash -c \
+sweep | timeout "$sweep_seconds" xargs -P "${PARALLEL:-4}" -L 1 bash -c \
   'common=($common_flags); one "$@"' _
 csvs=("$out"/logs/*.csv)
 if [ -f "${csvs[0]}" ]; then
