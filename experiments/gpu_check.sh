@@ -6,7 +6,8 @@
 #   sweep        MNIST<->USPS x seeds 0-2 x variants, PARALLEL (4) runs at a time on the one GPU;
 #                SWEEP=protocols: paper, logits, full, full_logits;
 #                SWEEP=authors: simultaneous, authors (the released code's whole protocol);
-#                SWEEP=pretraining: paper, caffe_solver, conv_relu, conv_relu_caffe_solver
+#                SWEEP=pretraining: paper, caffe_solver, conv_relu, conv_relu_caffe_solver;
+#                VARIANTS and SEEDS (default "0 1 2") override the lists
 # PARTS picks them (default "bench timed sweep", SWEEP=protocols).
 #
 # The GPU host has JAX with CUDA but no TFDS/TensorFlow and no network, and ../shared does not
@@ -71,8 +72,9 @@ sweep() {
   local variants="paper logits full full_logits"
   [ "$sweep_kind" = authors ] && variants="simultaneous authors"
   [ "$sweep_kind" = pretraining ] && variants="paper caffe_solver conv_relu conv_relu_caffe_solver"
+  variants=${VARIANTS:-$variants}
   for pair in usps_mnist mnist_usps; do
-    for seed in 0 1 2; do
+    for seed in ${SEEDS:-0 1 2}; do
       for variant in $variants; do
         echo "$pair $seed $variant"
       done
