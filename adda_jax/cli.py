@@ -71,8 +71,9 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                      help="alternating (paper: D, then M_t against the new D) or "
                           "simultaneous (authors' code: both from one forward pass)")
   group.add_argument("--conv-relu", action=argparse.BooleanOptionalAction, default=None,
-                     help="--conv-relu: a ReLU after each conv block too, as the released "
-                          "code's LeNet; default --no-conv-relu: Caffe's LeNet (paper), ReLU "
+                     help="default --conv-relu: a ReLU after each conv block too, as the "
+                          "released code's LeNet; --no-conv-relu: Caffe's LeNet, which the "
+                          "paper names, ReLU "
                           "only after fc 500")
   group.add_argument("--eval-split", help="test (default) or train (authors' code)")
   group.add_argument("--full-sets", action="store_true",

@@ -2,8 +2,8 @@
 
 - `LeNetEncoder`: conv 20@5x5 -> max-pool 2 -> conv 50@5x5 -> max-pool 2 -> fc 500 -> ReLU,
   giving the 500-d feature M(x): Caffe's LeNet, which the paper names as its base.
-  `conv_relu=True` adds a ReLU after each pool, as the released TF code's LeNet (ReLU after
-  the pool equals ReLU before it, at a quarter of the cost).
+  `conv_relu=True` (the training default) adds a ReLU after each pool, as the released TF
+  code's LeNet (ReLU after the pool equals ReLU before it, at a quarter of the cost).
 - `Classifier`: linear 500 -> 10 (C).
 - `Discriminator`: 500 -> 500 -> 500 -> 1 with ReLU, one logit for "source" (D); its input is
   the 500-d feature (paper) or the 10-d logits (authors' code), a config choice.
@@ -42,7 +42,7 @@ class Conv2d(nnx.Module):
 class LeNetEncoder(nnx.Module):
   """LeNet feature extractor: images [N, S, S, C] -> features [N, 500]."""
 
-  def __init__(self, image_size: int, channels: int, conv_relu: bool = False, *,
+  def __init__(self, image_size: int, channels: int, conv_relu: bool = True, *,
                rngs: nnx.Rngs):
     self.conv_relu = conv_relu
     self.conv1 = Conv2d(channels, 20, 5, rngs=rngs)
@@ -109,7 +109,7 @@ class Networks:
 
 
 def make_networks(image_size: int, channels: int, disc_input: str,
-                  disc_hidden: tuple[int, ...], conv_relu: bool = False) -> Networks:
+                  disc_hidden: tuple[int, ...], conv_relu: bool = True) -> Networks:
   disc_in = {"features": FEATURES, "logits": NUM_CLASSES}[disc_input]
   return Networks(
       encoder=PureModule(lambda rngs: LeNetEncoder(image_size, channels, conv_relu,

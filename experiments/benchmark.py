@@ -149,8 +149,8 @@ def main() -> None:
   parser.add_argument("--size", type=int, default=28)
   parser.add_argument("--channels", type=int, default=1)
   parser.add_argument("--conv-relu", action=argparse.BooleanOptionalAction, default=True,
-                      help="time the released code's LeNet, the network the PyTorch reference "
-                           "builds (default); --no-conv-relu: the training default, Caffe's")
+                      help="time the released code's LeNet, the training default and the "
+                           "network the PyTorch reference builds; --no-conv-relu: Caffe's")
   parser.add_argument("--blocks", type=int, default=5)
   parser.add_argument("--block-steps", type=int, default=40)
   parser.add_argument("--steps-per-call", type=int, default=None,

@@ -36,12 +36,12 @@ def load(path):
 
 
 def input_and_source_model(row) -> str:
-  """E.g. "28px x1"; "32px x1 [0,255]" for the released code's pixel range; ", conv ReLU" for
-  the released code's encoder and ", Caffe solver" for Caffe's LeNet solver in stage 1 (the
-  defaults, Caffe's LeNet pretrained with Adam, go unnamed)."""
+  """E.g. "28px x1"; "32px x1 [0,255]" for the released code's pixel range; ", Caffe LeNet"
+  for the encoder without conv ReLUs and ", Caffe solver" for Caffe's LeNet solver in stage 1
+  (the defaults, the released code's LeNet pretrained with Adam, go unnamed)."""
   scale = float(row["pixel_scale"])
   return (f"{row['image_size']}px x{row['channels']}" + ("" if scale == 1 else f" [0,{scale:g}]")
-          + (f", {ENCODERS[True]}" if row["conv_relu"] == "True" else "")
+          + (f", {ENCODERS[False]}" if row["conv_relu"] == "False" else "")
           + (", Caffe solver" if row["pretrain_solver"] == "caffe_lenet" else ""))
 
 

@@ -63,14 +63,14 @@ def test_flags_map_onto_the_preset():
   cli.add_run_flags(parser)
   preset = cli.config_from_args(parser.parse_args(["--pair", "usps_mnist"]))
   assert (preset.source_subset, preset.target_subset, preset.monitor_target) == (1800, 2000, True)
-  assert preset.conv_relu is False  # Caffe's LeNet, as the paper
-  explicit = parser.parse_args(["--pair", "usps_mnist", "--no-conv-relu"])
+  assert preset.conv_relu is True  # The released code's LeNet
+  explicit = parser.parse_args(["--pair", "usps_mnist", "--conv-relu"])
   assert cli.config_from_args(explicit) == preset
   changed = cli.config_from_args(parser.parse_args(
       ["--pair", "usps_mnist", "--full-sets", "--rgb32", "--no-target-monitor", "--seed", "3",
-       "--conv-relu"]))
+       "--no-conv-relu"]))
   assert changed == preset.replace(source_subset=None, target_subset=None, image_size=32,
-                                   channels=3, monitor_target=False, seed=3, conv_relu=True)
+                                   channels=3, monitor_target=False, seed=3, conv_relu=False)
   code_input = cli.config_from_args(parser.parse_args(
       ["--pair", "usps_mnist", "--image-size", "32", "--pixel-scale", "255"]))
   assert code_input == preset.replace(image_size=32, pixel_scale=255.0)

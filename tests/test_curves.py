@@ -41,12 +41,12 @@ def test_points_start_at_source_only_and_follow_the_history(tmp_path):
       ("1", "500", "0.8")]
   assert out_png.stat().st_size > 0
   assert "highest 85.00% at step 1000" in result.stdout
-  assert {r["encoder"] for r in rows} == {"Caffe LeNet"}
+  assert {r["encoder"] for r in rows} == {"conv ReLU"}
 
 
 def test_encoders_are_told_apart_and_old_runs_read_as_conv_relu(tmp_path):
   history = [{"step": 500, "target_accuracy": 0.8, "disc_accuracy": 0.7}]
-  write_run(tmp_path / "new", 0, history)
+  write_run(tmp_path / "new", 0, history, conv_relu=False)
   write_run(tmp_path / "old", 0, history)
   with open(tmp_path / "old" / "summary.json") as f:
     old = json.load(f)

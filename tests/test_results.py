@@ -31,7 +31,7 @@ def test_rows_carry_every_column_and_source_only_has_no_adapt_steps(tmp_path):
 
 
 def test_summaries_from_before_a_config_field_get_what_those_runs_used():
-  """Their default for a new field, except the encoder: conv ReLUs were the default then."""
+  """Their default for a new field: what those runs used."""
   old = summary()
   del old["config"]["pixel_scale"], old["config"]["conv_relu"], old["config"]["pretrain_solver"]
   rows = results.rows_for(old, "run.py")
