@@ -61,7 +61,20 @@ def per_seed(rows) -> dict[str, float]:
   by_seed = collections.defaultdict(list)
   for r in rows:
     by_seed[r["seed"]].append(100 * float(r["target_accuracy"]))
-  return {seed: statistics.mean(accs) for seed, accs in sorted(by_seed.items())}
+  return {seed: statistics.mean(accs)
+          for seed, accs in sorted(by_seed.items(), key=lambda item: int(item[0]))}
+
+
+def seed_ranges(seeds) -> str:
+  """E.g. ["0", "1", "2", "3", "7"] -> "0-3,7": runs of three or more consecutive seeds
+  collapse to a range."""
+  runs = []
+  for seed in map(int, seeds):
+    if runs and seed == runs[-1][-1] + 1:
+      runs[-1].append(seed)
+    else:
+      runs.append([seed])
+  return ",".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else ",".join(map(str, r)) for r in runs)
 
 
 def mean_std(rows) -> tuple[float, float]:
@@ -74,8 +87,9 @@ def table(groups) -> str:
            "protocol | commits |", "|---|---|---|---|---|---|---|"]
   for (pair, method, _), rows in sorted(groups.items()):
     mean, std = mean_std(rows)
-    seeds = ",".join(per_seed(rows))
-    if len(rows) > len(seeds.split(",")):
+    by_seed = per_seed(rows)
+    seeds = seed_ranges(by_seed)
+    if len(rows) > len(by_seed):
       seeds += f" ({len(rows)})"
     r = rows[0]
     subsets = (f"{r['source_subset'] or 'full'}/{r['target_subset'] or 'full'}")

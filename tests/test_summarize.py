@@ -49,3 +49,10 @@ def test_groups_by_protocol_and_averages_repeats_of_a_seed_first(tmp_path):
   assert "| source_only | 55.0 ± 7.1 | 0,1 | 57.1 |" in table
   assert "| source_only | 65.0 ± 0.0 | 0 | 57.1 |" in table and "28px x1, Caffe solver" in table
   assert (out / "digits.png").stat().st_size > 0
+
+
+def test_consecutive_seeds_collapse_to_ranges():
+  sys.path.insert(0, os.path.join(ROOT, "experiments"))
+  from summarize import seed_ranges
+  assert seed_ranges(["0", "1"]) == "0,1"
+  assert seed_ranges(["0", "1", "2", "3", "7", "9", "10", "11"]) == "0-3,7,9-11"
