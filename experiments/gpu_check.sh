@@ -6,7 +6,7 @@
 #   sweep        MNIST<->USPS x seeds 0-2 x variants, PARALLEL (4) runs at a time on the one GPU;
 #                SWEEP=protocols: paper, logits, full, full_logits;
 #                SWEEP=authors: simultaneous, authors (the released code's whole protocol);
-#                SWEEP=pretraining: paper, caffe_solver, conv_relu, conv_relu_caffe_solver;
+#                SWEEP=pretraining: paper, caffe_lenet, caffe_solver, caffe_lenet_caffe_solver;
 #                VARIANTS and SEEDS (default "0 1 2") override the lists
 # PARTS picks them (default "bench timed sweep", SWEEP=protocols).
 #
@@ -71,7 +71,7 @@ has sweep || exit 0
 sweep() {
   local variants="paper logits full full_logits"
   [ "$sweep_kind" = authors ] && variants="simultaneous authors"
-  [ "$sweep_kind" = pretraining ] && variants="paper caffe_solver conv_relu conv_relu_caffe_solver"
+  [ "$sweep_kind" = pretraining ] && variants="paper caffe_lenet caffe_solver caffe_lenet_caffe_solver"
   variants=${VARIANTS:-$variants}
   for pair in usps_mnist mnist_usps; do
     for seed in ${SEEDS:-0 1 2}; do
@@ -88,9 +88,9 @@ one() {
     full) flags=(--full-sets) ;;
     full_logits) flags=(--full-sets --disc-input logits) ;;
     simultaneous) flags=(--adapt-update simultaneous) ;;
+    caffe_lenet) flags=(--no-conv-relu) ;;
     caffe_solver) flags=(--pretrain-solver caffe_lenet) ;;
-    conv_relu) flags=(--conv-relu) ;;
-    conv_relu_caffe_solver) flags=(--conv-relu --pretrain-solver caffe_lenet) ;;
+    caffe_lenet_caffe_solver) flags=(--no-conv-relu --pretrain-solver caffe_lenet) ;;
     authors) flags=(--full-sets --disc-input logits --adapt-update simultaneous
                     --eval-split train) ;;
   esac
