@@ -73,8 +73,7 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
   group.add_argument("--conv-relu", action=argparse.BooleanOptionalAction, default=None,
                      help="default --conv-relu: a ReLU after each conv block too, as the "
                           "released code's LeNet; --no-conv-relu: Caffe's LeNet, which the "
-                          "paper names, ReLU "
-                          "only after fc 500")
+                          "paper names, ReLU only after fc 500")
   group.add_argument("--eval-split", help="test (default) or train (authors' code)")
   group.add_argument("--full-sets", action="store_true",
                      help="MNIST<->USPS: train on the full sets, not the paper's 2000/1800")
@@ -95,13 +94,17 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> Config:
   cfg = get_config(args.pair)
-  names = ("method", "seed", "pretrain_solver", "pretrain_steps", "adapt_steps", "batch_size", "pretrain_lr",
-           "adapt_lr", "adversarial_loss", "adapt_update", "disc_input", "eval_split",
-           "image_size", "pixel_scale", "conv_relu", "log_every", "checkpoint_every")
+  names = ("method", "seed", "pretrain_solver", "pretrain_steps", "adapt_steps", "batch_size",
+           "pretrain_lr", "adapt_lr", "adversarial_loss", "adapt_update", "disc_input",
+           "eval_split", "image_size", "pixel_scale", "conv_relu", "log_every",
+           "checkpoint_every")
   changes = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
   if args.full_sets:
     changes.update(source_subset=None, target_subset=None)
   if args.rgb32:
+    if args.image_size not in (None, 32):
+      raise UserError(f"--rgb32 means 32x32 RGB; it cannot take --image-size "
+                      f"{args.image_size}: drop one of the two flags")
     changes.update(image_size=32, channels=3)
   if args.no_target_monitor:
     changes.update(monitor_target=False)

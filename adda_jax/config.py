@@ -16,7 +16,7 @@ code (github.com/erictzeng/adda, scripts/svhn-mnist.sh) where the paper is silen
 - Encoder: the released TF code's LeNet, a ReLU after each conv block and after fc 500
   (`conv_relu=True`). The paper names Caffe's LeNet as its base, which has the fc ReLU only:
   `conv_relu=False`. Measured over seeds 0-9 on an H100 (README), the code's encoder reaches
-  the paper's MNIST<->USPS numbers (87.9 / 88.8 against 89.4 / 90.1) and Caffe's does not
+  the paper's MNIST<->USPS numbers (88.0 / 88.5 against 89.4 / 90.1) and Caffe's does not
   (82.0 / 83.8), so the paper's figures evidently came from the code's network.
 - D: 500-500-1 MLP with ReLU on the 500-d encoder features (paper). The code fed D the 10-d
   classifier logits: `disc_input="logits"`.

@@ -82,6 +82,11 @@ def test_flags_map_onto_the_preset():
   assert caffe.pretrain_fields() != preset.pretrain_fields()
 
 
+def test_rgb32_with_another_image_size_is_refused():
+  assert_one_line_error(run_cli("--pair", "mnist_mnistm", "--rgb32", "--image-size", "28"),
+                        "--rgb32 means 32x32 RGB")
+
+
 def test_adam_rate_with_the_caffe_solver_is_refused():
   assert_one_line_error(run_cli("--pair", "mnist_usps", "--pretrain-solver", "caffe_lenet",
                                 "--pretrain-lr", "0.1"), "--pretrain-lr sets Adam's rate")
