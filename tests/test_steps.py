@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from adda_jax import steps
 from adda_jax.models import make_networks
@@ -30,8 +31,10 @@ def adapt_setup():
   return tx_t, tx_d, frozen, state
 
 
-def test_pretrain_step_lowers_cross_entropy():
-  tx = steps.pretrain_optimizer(1e-3, 0.9, 2.5e-5)
+@pytest.mark.parametrize("solver", ["adam", "caffe_lenet"])
+def test_pretrain_step_lowers_cross_entropy(solver):
+  tx = (steps.caffe_lenet_solver() if solver == "caffe_lenet"
+        else steps.pretrain_optimizer(1e-3, 0.9, 2.5e-5))
   state = steps.init_pretrain(NETS, tx, jax.random.key(0))
   images, labels = toy_batch()
   step = jax.jit(functools.partial(steps.pretrain_step, NETS, tx))
@@ -66,17 +69,6 @@ def test_caffe_lenet_solver_follows_caffes_update_rule():
                              + rate * lr_mult * (g["fc"][name] + 5e-4 * expected["fc"][name]))
       expected["fc"][name] = expected["fc"][name] - history["fc"][name]
   chex.assert_trees_all_close(params, expected, rtol=1e-6)
-
-
-def test_caffe_lenet_solver_trains_the_encoder():
-  tx = steps.caffe_lenet_solver()
-  state = steps.init_pretrain(NETS, tx, jax.random.key(0))
-  images, labels = toy_batch()
-  step = jax.jit(functools.partial(steps.pretrain_step, NETS, tx))
-  _, first = step(state, images, labels)
-  for _ in range(15):
-    state, metrics = step(state, images, labels)
-  assert float(metrics["loss"]) < 0.5 * float(first["loss"])
 
 
 def test_discriminator_step_lowers_its_loss():
