@@ -166,7 +166,9 @@ def test_simultaneous_update_moves_target_against_the_old_discriminator():
                  static_argnames="simultaneous")
   alternating, _ = step(frozen, state, xs, xt, simultaneous=False)
   simultaneous, _ = step(frozen, state, xs, xt, simultaneous=True)
-  chex.assert_trees_all_close(simultaneous["discriminator"], alternating["discriminator"])
+  # Two compiled programs: equal up to float rounding (a D step moves weights by ~2e-4).
+  chex.assert_trees_all_close(simultaneous["discriminator"], alternating["discriminator"],
+                              atol=1e-6)
   against_old_d, _, _ = steps.target_step(NETS, tx_t, "gan", "features", frozen["classifier"],
                                           state["target_encoder"], state["target_opt"],
                                           state["discriminator"], xt)
