@@ -101,3 +101,71 @@ def test_mat_with_wrong_shape_is_rejected(tmp_path):
                      {"X": np.zeros((28, 28, 1, 5), np.uint8), "y": np.ones((5, 1))})
   with pytest.raises(UserError, match=r"expected \[32, 32, 3, N\]"):
     raw.read_svhn(str(tmp_path))
+
+
+def _rewrite_usps_h5(directory, **changes):
+  """The generated usps.h5 with the test split's arrays replaced by `changes`."""
+  import h5py
+  conftest.write_usps_h5(str(directory))
+  with h5py.File(directory / "usps.h5", "r+") as f:
+    for name, value in changes.items():
+      del f[f"test/{name}"]
+      f.create_dataset(f"test/{name}", data=value)
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"target": conftest.labels_for("test", 5).reshape(-1, 1)}, r"labels have shape \[48, 1\]"),
+    ({"data": np.full((48, 256), np.nan, np.float32)}, "NaN or Inf"),
+    ({"data": np.full((48, 256), 255.0, np.float32)}, r"span 255..255, expected 0..1"),
+    ({"target": np.full(48, 2.5)}, "not whole numbers"),
+])
+def test_usps_h5_that_would_train_on_garbage_is_refused(tmp_path, changes, message):
+  _rewrite_usps_h5(tmp_path, **changes)
+  with pytest.raises(UserError, match=message) as error:
+    raw.read_usps(str(tmp_path))
+  assert "usps.h5:test" in str(error.value)
+
+
+def test_esl_values_outside_minus_one_one_are_refused(tmp_path):
+  conftest.write_usps_esl(str(tmp_path))
+  path = tmp_path / "zip.test.gz"
+  lines = gzip.open(path, "rt").read().splitlines()
+  lines[0] = lines[0].split()[0] + " 7.0" * 256
+  with gzip.open(path, "wt") as f:
+    f.write("\n".join(lines) + "\n")
+  with pytest.raises(UserError, match=r"zip.test.gz: pixel values span .*expected -1..1"):
+    raw.read_usps(str(tmp_path))
+
+
+@pytest.mark.parametrize("cut", [2, 6, 10])
+def test_idx_header_cut_short_is_rejected(tmp_path, cut):
+  conftest.write_mnist(str(tmp_path))
+  path = tmp_path / "train-images-idx3-ubyte.gz"
+  data = gzip.open(path).read()
+  with gzip.open(path, "wb") as f:
+    f.write(data[:cut])
+  with pytest.raises(UserError, match="too short|header is cut short"):
+    raw.read_mnist(str(tmp_path))
+
+
+@pytest.mark.parametrize("images,labels", [
+    (np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.uint8)),  # no items
+    (np.zeros((48, 0, 0), np.uint8), conftest.labels_for("test", 2)),  # 0x0 images
+])
+def test_idx_without_images_is_rejected(tmp_path, images, labels):
+  conftest.write_mnist(str(tmp_path))
+  conftest.write_idx(str(tmp_path / "t10k-images-idx3-ubyte.gz"), images)
+  conftest.write_idx(str(tmp_path / "t10k-labels-idx1-ubyte.gz"), labels)
+  with pytest.raises(UserError, match="holds no images"):
+    raw.read_mnist(str(tmp_path))
+
+
+def test_mnist_m_labels_not_ascii_are_rejected(tmp_path):
+  root = tmp_path / "mnist_m"
+  (root / "mnist_m_train").mkdir(parents=True)
+  (root / "mnist_m_test").mkdir()
+  for split in ("train", "test"):
+    (root / f"mnist_m_{split}_labels.txt").write_bytes("00000000.png 3\nbild\xe4.png 1\n"
+                                                       .encode("latin-1"))
+  with pytest.raises(UserError, match="not ASCII text"):
+    raw.read_mnist_m(str(tmp_path))

@@ -57,13 +57,35 @@ def _missing(domain: str, directory: str) -> UserError:
 
 
 def _check(images: np.ndarray, labels: np.ndarray, source: str) -> Split:
+  """Refuses arrays that would train silently on garbage: a label array that is not 1-D
+  (e.g. [N, 1], which broadcasts against predictions), counts that differ, no images, empty
+  images, or labels that are not whole numbers in 0-9."""
+  if labels.ndim != 1:
+    raise UserError(f"{source}: labels have shape {list(labels.shape)}, expected [N]; the file "
+                    f"is malformed, replace it")
   if images.ndim != 4 or images.shape[0] != labels.shape[0]:
     raise UserError(f"{source}: {images.shape[0]} images of shape {images.shape[1:]} do not "
                     f"match {labels.shape[0]} labels; the file is malformed, replace it")
-  if labels.size and (labels.min() < 0 or labels.max() > 9):
+  if images.shape[0] == 0 or 0 in images.shape[1:]:
+    raise UserError(f"{source}: holds no images (shape {list(images.shape)}); the file is "
+                    f"empty or malformed, replace it")
+  if labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels)):
+    raise UserError(f"{source}: labels are not whole numbers; the file is malformed, replace it")
+  if labels.min() < 0 or labels.max() > 9:
     raise UserError(f"{source}: labels outside 0-9 (found {labels.min()}..{labels.max()}); "
                     f"the file is malformed, replace it")
   return images, labels.astype(np.int64)
+
+
+def _check_range(values: np.ndarray, low: float, high: float, source: str) -> None:
+  """Pixel values must be finite and in the format's documented range: a file scaled
+  differently (USPS in [0, 255], say) would otherwise be clipped into white images."""
+  if not np.isfinite(values).all():
+    raise UserError(f"{source}: pixel values include NaN or Inf; the file is corrupt, "
+                    f"replace it")
+  if values.size and (values.min() < low or values.max() > high):
+    raise UserError(f"{source}: pixel values span {values.min():g}..{values.max():g}, "
+                    f"expected {low:g}..{high:g}; replace the file with one in that range")
 
 
 def _open_maybe_gz(path: str) -> bytes:
@@ -87,6 +109,9 @@ def read_idx(path: str) -> np.ndarray:
     raise UserError(f"{path}: wrong IDX magic number 0x{data[:4].hex()} "
                     f"(expected 00000801 for labels or 00000803 for images); replace the file")
   header = 4 + 4 * ndim
+  if len(data) < header:
+    raise UserError(f"{path}: its IDX header is cut short ({len(data)} of {header} bytes); "
+                    f"the file is truncated, replace it")
   shape = struct.unpack(f">{ndim}I", data[4:header])
   expected = int(np.prod(shape))
   if len(data) - header != expected:
@@ -128,6 +153,7 @@ def _read_usps_h5(path: str) -> dict[str, Split]:
         if data.ndim != 2 or data.shape[1] != 256:
           raise UserError(f"{path}: {split}/data has shape {data.shape}, expected [N, 256]; "
                           f"replace the file")
+        _check_range(data, 0.0, 1.0, f"{path}:{split}/data")
         out[split] = _check(_unit_to_uint8(data, 0.0, 1.0).reshape(-1, 16, 16, 1), target,
                             f"{path}:{split}")
   except (OSError, KeyError) as e:
@@ -146,8 +172,9 @@ def read_usps_esl(path: str) -> Split:
   if rows.ndim != 2 or rows.shape[1] != 257:
     raise UserError(f"{path}: expected 257 values per line (a label and 16x16 pixels), "
                     f"found {rows.shape[1:] or 'ragged lines'}; replace it")
+  _check_range(rows[:, 1:], -1.0, 1.0, path)
   images = _unit_to_uint8(rows[:, 1:], -1.0, 1.0).reshape(-1, 16, 16, 1)
-  return _check(images, rows[:, 0].astype(np.int64), path)
+  return _check(images, rows[:, 0], path)
 
 
 def _unit_to_uint8(values: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -167,24 +194,28 @@ def read_usps(directory: str) -> dict[str, Split]:
   return {split: read_usps_esl(path) for split, path in paths.items()}
 
 
-def read_svhn(directory: str) -> dict[str, Split]:
+def read_svhn_mat(path: str) -> Split:
+  """One SVHN split from its MATLAB file: X [32, 32, 3, N] uint8, y [N, 1] with 0 stored as 10."""
   import scipy.io  # Only needed for this format.
-  out = {}
-  for split, name in SVHN_FILES.items():
-    path = os.path.join(directory, name)
-    if not os.path.exists(path):
-      raise _missing("svhn", directory)
-    try:
-      mat = scipy.io.loadmat(path)
-      x, y = mat["X"], np.asarray(mat["y"]).reshape(-1)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-      raise UserError(f"cannot read {path} ({e}); expected a MATLAB file with X [32,32,3,N] "
-                      f"and y [N,1]; replace it")
-    if x.ndim != 4 or x.shape[:3] != (32, 32, 3):
-      raise UserError(f"{path}: X has shape {x.shape}, expected [32, 32, 3, N]; replace it")
-    y = np.where(y == 10, 0, y)  # SVHN stores the digit 0 as label 10.
-    out[split] = _check(np.ascontiguousarray(x.transpose(3, 0, 1, 2)).astype(np.uint8), y, path)
-  return out
+  try:
+    mat = scipy.io.loadmat(path)
+    x, y = mat["X"], np.asarray(mat["y"])
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise UserError(f"cannot read {path} ({e}); expected a MATLAB file with X [32,32,3,N] "
+                    f"and y [N,1]; replace it")
+  if x.ndim != 4 or x.shape[:3] != (32, 32, 3):
+    raise UserError(f"{path}: X has shape {x.shape}, expected [32, 32, 3, N]; replace it")
+  if y.ndim == 2 and y.shape[1] == 1:
+    y = y[:, 0]
+  y = np.where(y == 10, 0, y)  # SVHN stores the digit 0 as label 10.
+  return _check(np.ascontiguousarray(x.transpose(3, 0, 1, 2)).astype(np.uint8), y, path)
+
+
+def read_svhn(directory: str) -> dict[str, Split]:
+  paths = {split: os.path.join(directory, name) for split, name in SVHN_FILES.items()}
+  if not all(os.path.exists(path) for path in paths.values()):
+    raise _missing("svhn", directory)
+  return {split: read_svhn_mat(path) for split, path in paths.items()}
 
 
 def _decode_png(data: bytes, source: str) -> np.ndarray:
@@ -201,8 +232,13 @@ def _mnist_m_split(read: Callable[[str], bytes | None], split: str, source: str)
   if listing is None:
     raise UserError(f"{source}: no mnist_m/mnist_m_{split}_labels.txt inside; "
                     f"expected the original MNIST-M layout")
+  try:
+    text = listing.decode("ascii")
+  except UnicodeDecodeError:
+    raise UserError(f"{source}: mnist_m_{split}_labels.txt is not ASCII text (expected lines "
+                    f"'NAME.png LABEL'); replace the MNIST-M files")
   images, labels = [], []
-  for line in listing.decode("ascii").splitlines():
+  for line in text.splitlines():
     if not line.strip():
       continue
     try:
