@@ -38,6 +38,9 @@ code (github.com/erictzeng/adda, scripts/svhn-mnist.sh) where the paper is silen
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
+import typing
 from typing import Any
 
 from adda_jax.errors import UserError
@@ -117,6 +120,7 @@ class Config:
 
   def validate(self) -> "Config":
     """Raises UserError with a one-line message for any value that cannot work."""
+    _check_types(self)
     _choice("method", self.method, METHODS)
     _choice("pretrain solver", self.pretrain_solver, PRETRAIN_SOLVERS)
     _choice("adversarial loss", self.adversarial_loss, ADVERSARIAL_LOSSES)
@@ -130,16 +134,59 @@ class Config:
     for name in ("source_subset", "target_subset"):
       if getattr(self, name) is not None:
         _positive_int(name, getattr(self, name))
+    if not 0 <= self.seed <= MAX_SEED:
+      raise UserError(f"--seed must be an integer in 0..{MAX_SEED} (JAX seeds are 32-bit), "
+                      f"got {self.seed}")
     for name in ("pretrain_lr", "adapt_lr", "pixel_scale"):
       value = getattr(self, name)
-      if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise UserError(f"--{name.replace('_', '-')} must be a positive number, got {value!r}")
-    if self.image_size < 16:
-      raise UserError(f"--image-size must be at least 16 for LeNet, got {self.image_size}")
+      if not (math.isfinite(value) and value > 0):
+        raise UserError(f"--{name.replace('_', '-')} must be a positive finite number, "
+                        f"got {value!r}")
+    for name in ("pretrain_b1", "adapt_b1"):
+      if not 0 <= getattr(self, name) < 1:
+        raise UserError(f"{name} must lie in [0, 1), got {getattr(self, name)!r}")
+    if not (math.isfinite(self.pretrain_weight_decay) and self.pretrain_weight_decay >= 0):
+      raise UserError(f"pretrain_weight_decay must be a finite number >= 0, "
+                      f"got {self.pretrain_weight_decay!r}")
+    # LeNet: two VALID 5x5 convolutions, each followed by a 2x2 pool that needs an even side.
+    if self.image_size < 16 or self.image_size % 4:
+      raise UserError(f"--image-size must be a multiple of 4 and at least 16 for LeNet (two "
+                      f"5x5 convolutions, each followed by a 2x2 pool), got {self.image_size}")
     if any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in self.disc_hidden):
       raise UserError(f"discriminator hidden sizes must be positive integers, "
                       f"got {self.disc_hidden}")
     return self
+
+
+MAX_SEED = 2**32 - 1
+
+
+def _check_types(cfg: Config) -> None:
+  """Each field holds a value of its annotated type (a config.json edited by hand, or a field
+  renamed, must not reach the training code as a string)."""
+  hints = typing.get_type_hints(Config)
+  for field in dataclasses.fields(cfg):
+    value = getattr(cfg, field.name)
+    if not _is_instance(value, hints[field.name]):
+      raise UserError(f"config field {field.name} must be of type "
+                      f"{_type_name(hints[field.name])}, got {value!r}")
+
+
+def _is_instance(value: Any, kind: Any) -> bool:
+  args = typing.get_args(kind)
+  if typing.get_origin(kind) in (typing.Union, types.UnionType):
+    return any(_is_instance(value, arg) for arg in args)
+  if typing.get_origin(kind) is tuple:
+    return isinstance(value, tuple) and all(_is_instance(v, args[0]) for v in value)
+  if isinstance(value, bool) and kind is not bool:
+    return False  # bool is an int to Python, never a count or a rate here.
+  if kind is float:
+    return isinstance(value, (int, float))
+  return isinstance(value, kind)
+
+
+def _type_name(kind: Any) -> str:
+  return getattr(kind, "__name__", None) or str(kind)
 
 
 def _choice(what: str, value: Any, options: tuple) -> None:

@@ -28,15 +28,23 @@ def test_unknown_pair_lists_valid_ones():
 @pytest.mark.parametrize("flag,value,message", [
     ("--pretrain-steps", "0", "--pretrain-steps must be a positive integer"),
     ("--batch-size", "-4", "--batch-size must be a positive integer"),
-    ("--adapt-lr", "0", "--adapt-lr must be a positive number"),
+    ("--adapt-lr", "0", "--adapt-lr must be a positive finite number"),
+    ("--adapt-lr", "nan", "--adapt-lr must be a positive finite number"),
     ("--adversarial-loss", "wgan", "unknown adversarial loss 'wgan'"),
     ("--method", "dann", "unknown method 'dann'"),
-    ("--pixel-scale", "0", "--pixel-scale must be a positive number"),
-    ("--image-size", "12", "--image-size must be at least 16"),
+    ("--pixel-scale", "0", "--pixel-scale must be a positive finite number"),
+    ("--pixel-scale", "inf", "--pixel-scale must be a positive finite number"),
+    ("--image-size", "12", "--image-size must be a multiple of 4 and at least 16"),
+    ("--image-size", "30", "--image-size must be a multiple of 4 and at least 16"),
+    ("--image-size", "17", "--image-size must be a multiple of 4 and at least 16"),
+    ("--seed", str(2**70), "--seed must be an integer in 0..4294967295"),
+    ("--seed", "-1", "--seed must be an integer in 0..4294967295"),
     ("--pretrain-solver", "sgd", "unknown pretrain solver 'sgd'; choose one of adam, caffe_lenet"),
 ])
-def test_bad_values(flag, value, message):
-  assert_one_line_error(run_cli("--pair", "mnist_usps", flag, value), message)
+def test_bad_values(flag, value, message, tmp_path):
+  assert_one_line_error(run_cli("--pair", "mnist_usps", flag, value, "--workdir",
+                                str(tmp_path / "run")), message)
+  assert not (tmp_path / "run").exists()
 
 
 def test_missing_raw_files_are_named_and_nothing_is_written(tmp_path):
