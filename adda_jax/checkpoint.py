@@ -9,10 +9,15 @@ newest.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import glob
 import os
 import shutil
-from typing import Any
+import sys
+import tempfile
+import time
+from typing import Any, Iterator
 
 import jax
 import orbax.checkpoint as ocp
@@ -27,8 +32,13 @@ class StageCheckpoints:
     self.directory = os.path.abspath(directory)
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                            enable_async_checkpointing=False)
+    # Naming each item's handler lets orbax read one item's metadata (the layout check) or
+    # data (the config) alone, without warnings about the items it was not asked for.
+    handlers = {"state": ocp.StandardCheckpointHandler(), "config": ocp.JsonCheckpointHandler(),
+                "provenance": ocp.JsonCheckpointHandler()}
     try:
-      self._manager = ocp.CheckpointManager(self.directory, options=options)
+      self._manager = ocp.CheckpointManager(self.directory, options=options,
+                                            item_handlers=handlers)
     except OSError as e:
       raise UserError(f"cannot create checkpoint folder {self.directory} ({e}); choose a "
                       f"writable --workdir")
@@ -39,14 +49,16 @@ class StageCheckpoints:
   def save(self, step: int, state: Any, config: dict[str, Any],
            provenance: dict[str, Any]) -> None:
     try:
-      self._manager.save(step, args=ocp.args.Composite(
-          state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config),
-          provenance=ocp.args.JsonSave(provenance)), force=True)
-      self._manager.wait_until_finished()
+      with _stderr_held_back():
+        self._manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config),
+            provenance=ocp.args.JsonSave(provenance)), force=True)
+        self._manager.wait_until_finished()
     except (OSError, ValueError) as e:  # tensorstore reports a full disk as ValueError.
       for partial in glob.glob(os.path.join(self.directory, f"{step}.orbax-checkpoint-tmp*")):
         shutil.rmtree(partial, ignore_errors=True)
-      reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+      reason = ("no space left on device" if "No space left on device" in str(e) else
+                str(e).splitlines()[0][:200] if str(e) else type(e).__name__)
       raise UserError(f"could not save the checkpoint at step {step} in {self.directory} "
                       f"({reason}); free disk space and rerun the same command: training "
                       f"resumes from the last complete checkpoint") from e
@@ -62,18 +74,27 @@ class StageCheckpoints:
     if has_provenance:
       items["provenance"] = ocp.args.JsonRestore()
     try:
-      restored = self._manager.restore(step, args=ocp.args.Composite(**items))
+      with _stderr_held_back():
+        restored = self._manager.restore(step, args=ocp.args.Composite(**items))
     except Exception as e:  # Orbax raises many types for damaged or mismatched files.
       raise self._corrupt(step, type(e).__name__) from e
     return restored.state, restored.config, restored.provenance if has_provenance else None
+
+  def saved_config(self, step: int) -> dict[str, Any]:
+    """The config saved with the checkpoint at `step`, read without touching its arrays."""
+    try:
+      with _stderr_held_back():
+        return self._manager.restore(step, args=ocp.args.Composite(
+            config=ocp.args.JsonRestore())).config
+    except Exception as e:  # Orbax raises many types for damaged files.
+      raise self._corrupt(step, type(e).__name__) from e
 
   def _check_layout(self, step: int, abstract_state: Any) -> None:
     """Compares the saved arrays' paths, shapes and dtypes with the state to restore into,
     before reading any data: names what differs, and spares orbax a failing restore."""
     try:
-      with ocp.StandardCheckpointer() as checkpointer:
-        saved = checkpointer.metadata(os.path.join(self.directory, str(step), "state"))
-      saved = _layout(saved.item_metadata)
+      with _stderr_held_back():
+        saved = _layout(self._manager.item_metadata(step)["state"])
     except Exception as e:  # Missing or unreadable metadata: a damaged checkpoint.
       raise self._corrupt(step, type(e).__name__) from e
     if not saved:  # What orbax reads from an unreadable array store.
@@ -93,6 +114,40 @@ class StageCheckpoints:
 
   def close(self) -> None:
     self._manager.close()
+
+
+_GRACE_SECONDS = 0.5
+
+
+@contextlib.contextmanager
+def _stderr_held_back() -> Iterator[None]:
+  """Holds back what orbax and tensorstore print on the process's stderr (their threads log
+  every failed write and print tracebacks of their own) while the block runs: released if it
+  succeeds, dropped if it fails, since the caller then reports the failure in one line.
+
+  The text goes to an in-memory file (`memfd_create`), as a full disk may be the failure."""
+  sys.stderr.flush()
+  fd = (os.memfd_create("adda_jax_stderr") if hasattr(os, "memfd_create")
+        else os.dup(tempfile.TemporaryFile().fileno()))
+  saved = os.dup(2)
+  os.dup2(fd, 2)
+  failed = False
+  try:
+    yield
+  except BaseException:
+    failed = True
+    # A failed read leaves tensorstore callbacks that fire into orbax's closed event loop and
+    # print tracebacks for a moment afterwards: let them land here, not on the terminal.
+    gc.collect()
+    time.sleep(_GRACE_SECONDS)
+    raise
+  finally:
+    sys.stderr.flush()
+    os.dup2(saved, 2)
+    os.close(saved)
+    if not failed and os.lseek(fd, 0, os.SEEK_END):
+      os.write(2, os.pread(fd, os.lseek(fd, 0, os.SEEK_END), 0))
+    os.close(fd)
 
 
 def _layout(tree: Any) -> dict[tuple[str, ...], tuple[tuple[int, ...], str]]:

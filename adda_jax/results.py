@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import csv
+import fcntl
+import io
 import os
 import subprocess
 from typing import Any
@@ -77,26 +79,67 @@ def _total(*seconds: float | None) -> float | str:
   return "" if None in seconds else round(sum(seconds), 1)
 
 
-def check_file(path: str) -> bool:
-  """True if `path` is new or empty (needs a header); a UserError if it has other columns.
+def check_file(path: str) -> None:
+  """Refuses a `path` that cannot take this version's rows, before any training: a folder, a
+  file of other columns or not text, or a place where no file can be written."""
+  if os.path.isdir(path):
+    raise UserError(f"--results {path} is a folder; pass the path of a CSV file")
+  if os.path.exists(path):
+    if not os.access(path, os.W_OK):
+      raise UserError(f"--results {path} is not writable; pass a CSV file you can write")
+    with open(path, "rb") as f:
+      _check_header(f.readline(), path)
+    return
+  folder = os.path.dirname(os.path.abspath(path))
+  existing = folder
+  while not os.path.isdir(existing):
+    existing = os.path.dirname(existing)
+  if not os.access(existing, os.W_OK):
+    raise UserError(f"--results {path}: cannot create a file in {existing}; pass a writable "
+                    f"path")
+  if existing == folder:  # Try the create itself: some folders (/proc, say) refuse new files.
+    try:
+      os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+      os.remove(path)
+    except OSError as e:
+      raise UserError(f"--results {path}: cannot create the file ({e.strerror}); pass a "
+                      f"writable path")
 
-  run.py calls it before training, so a wrong file is reported before hours are spent.
-  """
-  if not os.path.exists(path):
+
+def _check_header(first_line: bytes, path: str) -> bool:
+  """True if the file is empty (needs a header); a UserError unless it starts with ours."""
+  if not first_line:
     return True
-  with open(path, newline="") as f:
-    header = next(csv.reader(f), None)
-  if header is not None and tuple(header) != COLUMNS:
-    raise UserError(f"{path} has other columns than this version writes "
-                    f"({', '.join(COLUMNS)}); pass a new --results file")
-  return header is None
+  try:
+    header = next(csv.reader([first_line.decode("utf-8")]), None)
+  except (UnicodeDecodeError, csv.Error):
+    header = None
+  if header is None or tuple(header) != COLUMNS:
+    raise UserError(f"--results {path} is not a results CSV of this version (its first line "
+                    f"is not the header {','.join(COLUMNS[:3])},...); pass a new file")
+  return False
 
 
 def append_run(path: str, summary: dict[str, Any], command: str) -> None:
-  new = check_file(path)
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  with open(path, "a", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=COLUMNS)
-    if new:
-      writer.writeheader()
-    writer.writerows(rows_for(summary, command))
+  """Appends the run's rows under an exclusive lock on the file, so concurrent runs neither
+  interleave rows nor write the header twice."""
+  rows = rows_for(summary, command)
+  try:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "a+b") as f:
+      fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # Released when the file closes.
+      f.seek(0)
+      new = _check_header(f.readline(), path)
+      text = io.StringIO(newline="")
+      writer = csv.DictWriter(text, fieldnames=COLUMNS)
+      if new:
+        writer.writeheader()
+      writer.writerows(rows)
+      f.seek(0, os.SEEK_END)
+      f.write(text.getvalue().encode())
+      f.flush()
+      os.fsync(f.fileno())
+  except OSError as e:
+    raise UserError(f"could not append to --results {path} ({e.strerror or e}); the run's "
+                    f"numbers are kept in its summary.json: append them later with "
+                    f"experiments/evaluate.py --workdir WORKDIR --results {path}")

@@ -6,6 +6,7 @@ the same command again after a finished (or killed) run redoes nothing that was 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -18,7 +19,7 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from adda_jax import steps
+from adda_jax import steps, storage
 from adda_jax.checkpoint import StageCheckpoints, abstract_like
 from adda_jax.config import Config
 from adda_jax.data.loading import DataSource
@@ -31,6 +32,8 @@ Log = Callable[[str], None]
 Measure = Callable[[Any], dict[str, float]]
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
+LOCK_FILE = ".lock"
+STAGES = ("pretrain", "adapt")
 EVAL_BATCH = 1000
 
 
@@ -132,8 +135,9 @@ def _run_steps(stage: str, state: Any, record: StageRecord, commit: str,
     nxt = min(total, (step // cfg.log_every + 1) * cfg.log_every,
               (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every)
     t = time.perf_counter()
-    state, metrics = run_chunk(state, nxt - step)
-    metrics = jax.device_get(metrics)
+    with _out_of_memory_as_user_error(f"{stage} stage", cfg.batch_size):
+      state, metrics = run_chunk(state, nxt - step)
+      metrics = jax.device_get(metrics)
     wall += time.perf_counter() - t
     window_steps += nxt - step
     step = nxt
@@ -159,6 +163,18 @@ def _run_steps(stage: str, state: Any, record: StageRecord, commit: str,
       checkpoints.save(step, state, cfg.to_json(),
                        dataclasses.asdict(record.continued(wall, commit)))
   return state, (record.continued(wall, commit) if wall else record), history
+
+
+@contextlib.contextmanager
+def _out_of_memory_as_user_error(what: str, batch_size: int):
+  """XLA reports an allocation it cannot make as RESOURCE_EXHAUSTED: one line, not a trace."""
+  try:
+    yield
+  except jax.errors.JaxRuntimeError as e:
+    if "RESOURCE_EXHAUSTED" not in str(e) and "Out of memory" not in str(e):
+      raise
+    raise UserError(f"{what} ran out of device memory at --batch-size {batch_size}; lower "
+                    f"--batch-size (the paper's is 128)") from None
 
 
 def _restore_or(init_state: Any, checkpoints: StageCheckpoints, log: Log,
@@ -231,14 +247,17 @@ class Stages:
     return steps.init_adapt(self.nets, tx_target, tx_disc, source_encoder,
                             self.keys["adapt_init"])
 
-  def restore_final(self, stage: str, init_state: Any) -> Any:
-    """The finished stage's state; a UserError if the stage has not finished."""
+  def restore_final(self, stage: str, init_state: Any) -> tuple[Any, StageRecord]:
+    """The finished stage's state and record; a UserError if the stage has not finished or
+    was trained with other settings."""
     total = self.cfg.pretrain_steps if stage == "pretrain" else self.cfg.adapt_steps
     checkpoints = self.checkpoints(stage)
     if checkpoints.latest_step() != total:
       raise UserError(f"{stage} stage in {self.workdir} has not finished (checkpoint at step "
                       f"{checkpoints.latest_step()}, need {total}); run experiments/run.py first")
-    return checkpoints.restore(total, abstract_like(init_state))[0]
+    check_stage_config(self.cfg, stage, checkpoints, total)
+    state, _, saved = checkpoints.restore(total, abstract_like(init_state))
+    return state, StageRecord.from_checkpoint(saved)
 
   def pretrain(self, source: steps.DeviceData, log: Log, measure: Measure | None = None
                ) -> tuple[Any, StageRecord, list[dict[str, float]]]:
@@ -279,15 +298,43 @@ class Stages:
 # ----------------------------------------------------------------------------- workdir
 
 
-def check_workdir(cfg: Config, workdir: str, fresh: bool) -> None:
-  """Refuses a `workdir` holding a run with a different config (unless `fresh`); writes nothing."""
-  if fresh or not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
-    return
-  existing = _read_config(workdir).result_fields()
-  diff = sorted(k for k, v in cfg.result_fields().items() if existing.get(k) != v)
+def stage_fields(cfg: Config, stage: str) -> dict[str, Any]:
+  """The config fields that decide what `stage` trains (not which split it is measured on)."""
+  if stage == "pretrain":
+    return cfg.pretrain_fields()
+  return {k: v for k, v in cfg.result_fields().items() if k != "eval_split"}
+
+
+def check_stage_config(cfg: Config, stage: str, checkpoints: StageCheckpoints,
+                       step: int) -> None:
+  """Refuses a checkpoint trained with other settings than `cfg` (each checkpoint carries
+  the config it was trained with), so a run never resumes, or reports, another run's model."""
+  saved = Config.from_json(checkpoints.saved_config(step))
+  ours, theirs = stage_fields(cfg, stage), stage_fields(saved, stage)
+  diff = sorted(k for k in ours if theirs.get(k) != ours[k])
   if diff:
-    raise UserError(f"{workdir} holds a run with a different config ({', '.join(diff)}); "
-                    f"use another --workdir, or --fresh to delete that run")
+    shown = ", ".join(f"{k}={theirs.get(k)!r}" for k in diff[:3])
+    raise UserError(f"checkpoint {checkpoints.directory}/{step} was trained with other settings "
+                    f"({shown}); rerun with those settings, use another --workdir, or --fresh "
+                    f"to delete that run")
+
+
+def check_workdir(cfg: Config, workdir: str, fresh: bool) -> None:
+  """Refuses a `workdir` holding a run with a different config, in its config.json or in any
+  stage's newest checkpoint (unless `fresh`); writes nothing."""
+  if fresh or not os.path.isdir(workdir):
+    return
+  if os.path.exists(os.path.join(workdir, CONFIG_FILE)):
+    existing = _read_config(workdir).result_fields()
+    diff = sorted(k for k, v in cfg.result_fields().items() if existing.get(k) != v)
+    if diff:
+      raise UserError(f"{workdir} holds a run with a different config ({', '.join(diff)}); "
+                      f"use another --workdir, or --fresh to delete that run")
+  for stage in STAGES:
+    if os.path.isdir(os.path.join(workdir, stage)):
+      checkpoints = StageCheckpoints(os.path.join(workdir, stage), cfg.keep_checkpoints)
+      if checkpoints.latest_step() is not None:
+        check_stage_config(cfg, stage, checkpoints, checkpoints.latest_step())
 
 
 def claim_workdir(cfg: Config, workdir: str, fresh: bool) -> None:
@@ -295,18 +342,15 @@ def claim_workdir(cfg: Config, workdir: str, fresh: bool) -> None:
   try:
     os.makedirs(workdir, exist_ok=True)
     if fresh:
-      for stage in ("pretrain", "adapt"):
+      for stage in STAGES:
         shutil.rmtree(os.path.join(workdir, stage), ignore_errors=True)
       for name in (CONFIG_FILE, SUMMARY_FILE):
         if os.path.exists(os.path.join(workdir, name)):
           os.remove(os.path.join(workdir, name))
-    path = os.path.join(workdir, CONFIG_FILE)
-    with open(path + ".tmp", "w") as f:
-      json.dump(cfg.to_json(), f, indent=2)
-    os.replace(path + ".tmp", path)
   except OSError as e:
     raise UserError(f"cannot write to --workdir {workdir} ({e.strerror}); choose a writable "
                     f"folder")
+  storage.write_json_atomic(os.path.join(workdir, CONFIG_FILE), cfg.to_json(), "the config")
 
 
 def finished_pretraining(cfg: Config, other: str) -> str:
@@ -325,6 +369,9 @@ def finished_pretraining(cfg: Config, other: str) -> str:
   if not os.path.isdir(checkpoint):
     raise UserError(f"--pretrained-from {other} has no finished stage 1 (no checkpoint at step "
                     f"{cfg.pretrain_steps}); finish that run first")
+  check_stage_config(cfg, "pretrain", StageCheckpoints(os.path.dirname(checkpoint),
+                                                       cfg.keep_checkpoints),
+                     cfg.pretrain_steps)
   return checkpoint
 
 
@@ -349,8 +396,8 @@ def _read_config(workdir: str) -> Config:
   path = os.path.join(workdir, CONFIG_FILE)
   try:
     with open(path) as f:
-      return Config.from_json(json.load(f))
-  except (OSError, ValueError, TypeError, KeyError) as e:
+      return Config.from_json(json.load(f)).validate()
+  except (OSError, ValueError, TypeError, KeyError, UserError) as e:
     raise UserError(f"{path} is unreadable or not an adda_jax config ({e}); use another "
                     f"--workdir, or --fresh to start over")
 
@@ -361,8 +408,36 @@ def _read_config(workdir: str) -> Config:
 def run(cfg: Config, workdir: str, data: DataSource, *, fresh: bool = False,
         pretrained_from: str | None = None, log: Log = _print) -> dict[str, Any]:
   """Pretrain (or reuse the stage 1 of the run in `pretrained_from`), evaluate source only,
-  adapt, evaluate ADDA; returns (and saves) the summary."""
+  adapt, evaluate ADDA; returns (and saves) the summary.
+
+  The run holds `workdir`'s lock throughout: a second run into the same folder is refused in
+  one line naming the holder. A folder this call created is removed again if the run fails
+  before it wrote its config (bad data, say), so a refused run leaves the disk as it was.
+  """
   cfg.validate()
+  try:
+    os.makedirs(os.path.dirname(os.path.abspath(workdir)), exist_ok=True)
+    os.mkdir(workdir)
+    created = True
+  except FileExistsError:
+    created = False
+  except OSError as e:
+    raise UserError(f"cannot write to --workdir {workdir} ({e.strerror}); choose a writable "
+                    f"folder")
+  with storage.exclusive_lock(
+      os.path.join(workdir, LOCK_FILE),
+      lambda holder: f"{workdir} is in use by another run ({holder}); wait for it to finish, "
+                     f"or pass another --workdir"):
+    try:
+      return _run_locked(cfg, workdir, data, fresh, pretrained_from, log)
+    except BaseException:
+      if created and not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
+        shutil.rmtree(workdir, ignore_errors=True)
+      raise
+
+
+def _run_locked(cfg: Config, workdir: str, data: DataSource, fresh: bool,
+                pretrained_from: str | None, log: Log) -> dict[str, Any]:
   commit = git_commit()
   stages = Stages.create(cfg, workdir, commit=commit)
   check_workdir(cfg, workdir, fresh)
@@ -416,9 +491,18 @@ def run(cfg: Config, workdir: str, data: DataSource, *, fresh: bool = False,
       for stage in ("pretrain", "adapt") if stage + "_seconds" in summary))
   if summary.get("discriminator_collapse"):
     log(f"[summary] discriminator collapse reported: {summary['discriminator_collapse']}")
-  with open(os.path.join(workdir, SUMMARY_FILE), "w") as f:
-    json.dump(summary, f, indent=2)
+  storage.write_json_atomic(os.path.join(workdir, SUMMARY_FILE), summary, "the summary")
   return summary
+
+
+def _training_device(workdir: str) -> str:
+  """The device the run trained on (its summary's), which the training times belong to; this
+  machine's when the summary is missing or unreadable."""
+  try:
+    with open(os.path.join(workdir, SUMMARY_FILE)) as f:
+      return str(json.load(f)["device"])
+  except (OSError, ValueError, KeyError, TypeError):
+    return device_name()
 
 
 def _seconds(value: float | None) -> str:
@@ -426,9 +510,14 @@ def _seconds(value: float | None) -> str:
 
 
 def evaluate_workdir(workdir: str, data: DataSource, eval_split: str | None = None,
-                     log: Log = _print) -> dict[str, float]:
+                     log: Log = _print) -> dict[str, Any]:
   """Restores a finished run's checkpoints and measures both models on the target eval split
-  (the run's own, or `eval_split` to compare the test/train protocols on the same models)."""
+  (the run's own, or `eval_split` to compare the test/train protocols on the same models).
+
+  Returns a summary like `run`'s (without the progress history): the accuracies measured now
+  and each stage's training time and commit from its checkpoint, so results rows can be
+  written also when summary.json is missing (a run killed after its last checkpoint).
+  """
   if not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
     raise UserError(f"{workdir} holds no run ({CONFIG_FILE} missing); pass the --workdir "
                     f"of a run made by experiments/run.py")
@@ -438,14 +527,20 @@ def evaluate_workdir(workdir: str, data: DataSource, eval_split: str | None = No
   stages = Stages.create(cfg, workdir)
   pair = load_pair(cfg, data)
   predict = steps.make_predict(stages.nets)
-  pretrained = stages.restore_final("pretrain", stages.initial_pretrain_state())
-  result = {"source_only_accuracy": accuracy(predict, pretrained["encoder"],
-                                             pretrained["classifier"], *pair.target_eval)}
-  log(f"[eval] source only: {100 * result['source_only_accuracy']:.2f}% on target "
+  summary: dict[str, Any] = {"pair": cfg.pair, "seed": cfg.seed, "eval_split": cfg.eval_split,
+                             "commit": git_commit(), "device": _training_device(workdir),
+                             "config": cfg.to_json()}
+  pretrained, record = stages.restore_final("pretrain", stages.initial_pretrain_state())
+  summary.update(pretrain_seconds=record.train_seconds, pretrain_commit=record.commit,
+                 source_only_accuracy=accuracy(predict, pretrained["encoder"],
+                                               pretrained["classifier"], *pair.target_eval))
+  log(f"[eval] source only: {100 * summary['source_only_accuracy']:.2f}% on target "
       f"{cfg.eval_split}")
   if cfg.method == "adda":
-    adapted = stages.restore_final("adapt", stages.initial_adapt_state(pretrained["encoder"]))
-    result["adda_accuracy"] = accuracy(predict, adapted["target_encoder"],
-                                       pretrained["classifier"], *pair.target_eval)
-    log(f"[eval] ADDA: {100 * result['adda_accuracy']:.2f}% on target {cfg.eval_split}")
-  return result
+    adapted, record = stages.restore_final("adapt",
+                                           stages.initial_adapt_state(pretrained["encoder"]))
+    summary.update(adapt_seconds=record.train_seconds, adapt_commit=record.commit,
+                   adda_accuracy=accuracy(predict, adapted["target_encoder"],
+                                          pretrained["classifier"], *pair.target_eval))
+    log(f"[eval] ADDA: {100 * summary['adda_accuracy']:.2f}% on target {cfg.eval_split}")
+  return summary

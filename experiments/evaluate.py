@@ -10,6 +10,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from adda_jax import interrupts  # noqa: E402
+
+interrupts.exit_on_sigint()  # Before the heavy imports: Ctrl-C is one line from the start.
+
 from adda_jax import cli, results, train  # noqa: E402
 from adda_jax.config import EVAL_SPLITS  # noqa: E402
 
@@ -24,13 +28,11 @@ def main() -> None:
                       help="append the rows (the run's own, re-measured) to a results CSV")
   cli.add_data_flags(parser)
   args = parser.parse_args()
-  measured = train.evaluate_workdir(args.workdir, cli.data_source(args), args.eval_split)
-  print(json.dumps(measured))
   if args.results:
-    with open(os.path.join(args.workdir, train.SUMMARY_FILE)) as f:
-      summary = json.load(f)
-    summary.update(measured)
-    summary["config"]["eval_split"] = args.eval_split or summary["config"]["eval_split"]
+    results.check_file(args.results)
+  summary = train.evaluate_workdir(args.workdir, cli.data_source(args), args.eval_split)
+  print(json.dumps({k: v for k, v in summary.items() if k.endswith("_accuracy")}))
+  if args.results:
     results.append_run(args.results, summary, command=" ".join(sys.argv))
     print(f"[results] appended to {args.results}")
 

@@ -1,11 +1,17 @@
 """The results CSV: rows per run, one header, and a clear refusal of a file of other columns."""
 import csv
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 
 from adda_jax import results
 from adda_jax.config import Config
 from adda_jax.errors import UserError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def summary(method="adda"):
@@ -52,9 +58,9 @@ def test_rows_name_the_commits_and_time_of_reused_stages():
 def test_a_file_with_other_columns_is_refused_and_left_alone(tmp_path):
   path = tmp_path / "old.csv"
   path.write_text("pair,method,seed,target_accuracy\nmnist_usps,adda,0,0.9\n")
-  with pytest.raises(UserError, match="other columns"):
+  with pytest.raises(UserError, match="not a results CSV of this version"):
     results.check_file(str(path))
-  with pytest.raises(UserError, match="other columns"):
+  with pytest.raises(UserError, match="not a results CSV of this version"):
     results.append_run(str(path), summary(), "run.py")
   assert path.read_text() == "pair,method,seed,target_accuracy\nmnist_usps,adda,0,0.9\n"
 
@@ -83,3 +89,46 @@ def test_commit_is_marked_dirty_only_when_code_differs(tmp_path, monkeypatch):
   assert results.git_commit(str(tmp_path)) == head
   (tmp_path / "adda_jax" / "steps.py").write_text("STEPS = 2\n")
   assert results.git_commit(str(tmp_path)) == head + "-dirty"
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda p: p.mkdir(), "is a folder"),
+    (lambda p: p.write_bytes(bytes(range(256)) * 4), "not a results CSV"),
+    (lambda p: None, None),  # a new file in a writable folder: accepted, and not created
+])
+def test_results_path_is_checked_before_training(tmp_path, make, message):
+  path = tmp_path / "r.csv"
+  make(path)
+  before = sorted(os.listdir(tmp_path))
+  if message is None:
+    results.check_file(str(path))
+  else:
+    with pytest.raises(UserError, match=message):
+      results.check_file(str(path))
+  assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_a_folder_that_refuses_new_files_is_reported(tmp_path):
+  with pytest.raises(UserError, match="cannot create the file"):
+    results.check_file("/proc/adda_results.csv")
+
+
+def test_concurrent_appends_keep_one_header_and_every_row(tmp_path):
+  path = str(tmp_path / "new.csv")
+  go = tmp_path / "go"
+  script = ("import json, os, sys, time\n"
+            "from adda_jax import results\n"
+            "summary = json.loads(sys.argv[2])\n"
+            "while not os.path.exists(sys.argv[3]): time.sleep(0.001)\n"
+            "for i in range(15): results.append_run(sys.argv[1], summary, f'writer {i}')\n")
+  writers = [subprocess.Popen([sys.executable, "-c", script, path, json.dumps(summary()),
+                               str(go)], cwd=ROOT) for _ in range(3)]
+  go.write_text("")
+  assert [w.wait(timeout=120) for w in writers] == [0, 0, 0]
+  with open(path) as f:
+    lines = f.read().splitlines()
+  assert lines[0] == ",".join(results.COLUMNS)
+  assert lines.count(lines[0]) == 1
+  rows = list(csv.DictReader(lines))
+  assert len(rows) == 3 * 15 * 2
+  assert all(tuple(row) == results.COLUMNS and None not in row.values() for row in rows)
