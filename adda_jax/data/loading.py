@@ -1,23 +1,34 @@
 """Loads a domain's splits as numpy arrays, through TFDS or straight from the raw files.
 
-`source="tfds"` (the default) goes through TFDS: the catalog's `mnist` / `svhn_cropped` when
-online, our `adda_digits/<domain>` builders for USPS and MNIST-M, and `adda_digits/<domain>` for
-every domain when `raw_dir` is given (offline: prepared once into `data_dir`, read from there
-afterwards). `source="raw"` skips TFDS and reads the raw files directly: for machines without
+`source="tfds"` (the default) goes through TFDS: the catalog's `mnist` when online, our
+`adda_digits/<domain>` builders for USPS, SVHN (train and test only) and MNIST-M, and
+`adda_digits/<domain>` for every domain when `raw_dir` is given (offline: prepared once into
+`data_dir`, read from there afterwards). Preparation holds a lock in `data_dir`, so concurrent
+runs prepare a dataset once and never write into each other's files. A download that cannot
+reach its site fails at once, in one line that says how to run from raw files instead. `source="raw"` skips TFDS and reads the raw files directly: for machines without
 TensorFlow, such as an accelerator host with only JAX.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
+import socket
+import urllib.parse
+from typing import Iterator
 
 import numpy as np
 
+from adda_jax import storage
 from adda_jax.data import raw
 from adda_jax.errors import UserError
 
 DOMAINS = ("mnist", "usps", "svhn", "mnist_m")
-CATALOG = {"mnist": "mnist", "svhn": "svhn_cropped"}
+CATALOG = {"mnist": "mnist"}
+CATALOG_SITES = {"mnist": "https://storage.googleapis.com/cvdf-datasets/mnist/"}
+DEFAULT_DATA_DIR = os.path.join("~", "tensorflow_datasets")
+PREPARE_LOCK = ".adda_jax_prepare.lock"
 RAW_DIR_ENV = "ADDA_RAW_DIR"
 _READ_CHUNK = 10_000  # Examples per batch when reading a prepared TFDS split into memory.
 
@@ -51,7 +62,49 @@ def load_domain(domain: str, data: DataSource) -> dict[str, Split]:
   return _load_tfds(domain, raw_dir, data.data_dir)
 
 
+def _download_and_prepare(builder, download_config, domain: str, site: str) -> None:
+  """Checks that `site` answers before TFDS tries (offline, TFDS retries each file for
+  minutes and fails in pages of tracebacks), then downloads; any failure is one line."""
+  offline = (f"offline, pass --raw-dir DIR (or set {RAW_DIR_ENV}) to a folder holding "
+             f"{raw.EXPECTED_FILES[domain]}")
+  url = urllib.parse.urlsplit(site)
+  try:
+    socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)),
+                             timeout=10).close()
+  except OSError as e:
+    raise UserError(f"cannot download {domain}: {url.hostname} is unreachable ({e}); {offline}")
+  try:
+    builder.download_and_prepare(download_config=download_config)
+  except UserError:
+    raise
+  except Exception as e:  # Network, checksum or file errors from TFDS's download manager.
+    reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+    raise UserError(f"downloading {domain} through TFDS failed ({type(e).__name__}: {reason}); "
+                    f"{offline}")
+
+
+@contextlib.contextmanager
+def _quiet_tfds() -> Iterator[None]:
+  """TFDS and TensorFlow log notes at every preparation and first read (a missing
+  dataset_info.json in a folder being prepared; oneDNN being on) that say nothing about the
+  run: keep them off the terminal. TensorFlow only decodes images here, so its oneDNN
+  graph rewrites (the note's subject) do nothing for us; a user's own setting wins."""
+  os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+  absl_logger = logging.getLogger("absl")
+  level = absl_logger.level
+  absl_logger.setLevel(logging.ERROR)
+  try:
+    yield
+  finally:
+    absl_logger.setLevel(level)
+
+
 def _load_tfds(domain: str, raw_dir: str | None, data_dir: str | None) -> dict[str, Split]:
+  with _quiet_tfds():
+    return _read_tfds(domain, raw_dir, data_dir)
+
+
+def _read_tfds(domain: str, raw_dir: str | None, data_dir: str | None) -> dict[str, Split]:
   try:
     import tensorflow_datasets as tfds
     from adda_jax.data import tfds_builders
@@ -59,16 +112,31 @@ def _load_tfds(domain: str, raw_dir: str | None, data_dir: str | None) -> dict[s
     raise UserError(f"TFDS is not usable here ({e}); install requirements.txt, or use "
                     f"--data-source raw --raw-dir DIR to read the raw files directly")
   tfds.display_progress_bar(False)
+  if raw_dir is not None and not os.path.isdir(raw_dir):
+    raise UserError(f"raw data folder {raw_dir} does not exist; pass --raw-dir (or set "
+                    f"{RAW_DIR_ENV}) to the folder holding {raw.EXPECTED_FILES[domain]}")
   if raw_dir is None and domain in CATALOG:
-    builder = tfds.builder(CATALOG[domain], data_dir=data_dir)
-    download_config = None
+    make_builder = lambda: tfds.builder(CATALOG[domain], data_dir=data_dir)
+    download_config, site = None, CATALOG_SITES[domain]
   else:
-    if raw_dir is not None and not os.path.isdir(raw_dir):
-      raise UserError(f"raw data folder {raw_dir} does not exist; pass --raw-dir (or set "
-                      f"{RAW_DIR_ENV}) to the folder holding {raw.EXPECTED_FILES[domain]}")
-    builder = tfds_builders.AddaDigits(config=domain, raw_dir=raw_dir, data_dir=data_dir)
+    make_builder = lambda: tfds_builders.AddaDigits(config=domain, raw_dir=raw_dir,
+                                                    data_dir=data_dir)
     download_config = tfds.download.DownloadConfig(try_download_gcs=False)
-  builder.download_and_prepare(download_config=download_config)
+    site = None if raw_dir is not None else tfds_builders.DOWNLOADS.get(domain, (None,))[0]
+  builder = make_builder()
+  if not builder.is_prepared():
+    root = os.path.expanduser(data_dir or DEFAULT_DATA_DIR)
+    try:
+      os.makedirs(root, exist_ok=True)
+    except OSError as e:
+      raise UserError(f"cannot create the TFDS data folder {root} ({e.strerror}); pass a "
+                      f"writable --data-dir")
+    with storage.waiting_lock(os.path.join(root, PREPARE_LOCK)):
+      builder = make_builder()  # Another process may have prepared it while this one waited.
+      if site is None:
+        builder.download_and_prepare(download_config=download_config)
+      else:
+        _download_and_prepare(builder, download_config, domain, site)
   out = {}
   for split in ("train", "test"):
     # Read in chunks, not `batch_size=-1`: that needs the split size from the dataset info,

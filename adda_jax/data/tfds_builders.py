@@ -5,10 +5,13 @@
 
 - `adda_digits/usps` (ESL/Kaggle USPS, 7,291 train / 2,007 test, 16x16 gray) downloads the ESL
   `zip.train.gz`/`zip.test.gz` when no raw folder is given.
+- `adda_digits/svhn` (73,257 / 26,032, 32x32 RGB) downloads `train_32x32.mat` and
+  `test_32x32.mat` from the SVHN site when no raw folder is given. The catalog's `svhn_cropped`
+  would also fetch the 531,131-image `extra` split (about 1.3 GB) that no pair uses.
 - `adda_digits/mnist_m` (59,001 / 9,001, 32x32 RGB) has no stable public URL: it is prepared from
   `mnist_m.tar.gz` or the extracted original layout (manual download).
-- `adda_digits/mnist` and `adda_digits/svhn` are the offline twins of the catalog's `mnist` and
-  `svhn_cropped`, with the same images and labels; online runs use the catalog entries.
+- `adda_digits/mnist` is the offline twin of the catalog's `mnist`, with the same images and
+  labels; online runs use the catalog entry.
 
 Raw files are validated by content (magic numbers, shapes, label ranges), not by TFDS's
 registered checksums: re-compressed copies of MNIST have different `.gz` bytes but equal data.
@@ -25,13 +28,18 @@ from adda_jax.data import raw
 from adda_jax.errors import UserError
 
 USPS_URL = "https://hastie.su.domains/ElemStatLearn/datasets/"
+SVHN_URL = "http://ufldl.stanford.edu/housenumbers/"
+# Domains TFDS downloads without a raw folder: where from, and the reader of one split's file.
+DOWNLOADS = {
+    "usps": (USPS_URL, raw.USPS_ESL, raw.read_usps_esl),
+    "svhn": (SVHN_URL, raw.SVHN_FILES, raw.read_svhn_mat),
+}
 
 
 @dataclasses.dataclass
 class DigitsConfig(tfds.core.BuilderConfig):
-  """One domain: its native image shape and whether TFDS can download it."""
+  """One domain and its native image shape."""
   image_shape: tuple[int, int, int] = (28, 28, 1)
-  downloadable: bool = False
 
 
 class AddaDigits(tfds.core.GeneratorBasedBuilder):
@@ -41,9 +49,10 @@ class AddaDigits(tfds.core.GeneratorBasedBuilder):
   RELEASE_NOTES = {"1.0.0": "MNIST, USPS (ESL), SVHN (cropped) and MNIST-M from raw files."}
   BUILDER_CONFIGS = [
       DigitsConfig(name="mnist", image_shape=(28, 28, 1), description="MNIST, from IDX files."),
-      DigitsConfig(name="usps", image_shape=(16, 16, 1), downloadable=True,
+      DigitsConfig(name="usps", image_shape=(16, 16, 1),
                    description="USPS as distributed with ESL (zip.train/zip.test)."),
-      DigitsConfig(name="svhn", image_shape=(32, 32, 3), description="SVHN cropped digits."),
+      DigitsConfig(name="svhn", image_shape=(32, 32, 3),
+                   description="SVHN cropped digits, train and test splits."),
       DigitsConfig(name="mnist_m", image_shape=(32, 32, 3), description="MNIST-M (Ganin 2015)."),
   ]
   MANUAL_DOWNLOAD_INSTRUCTIONS = "\n".join(
@@ -69,10 +78,10 @@ class AddaDigits(tfds.core.GeneratorBasedBuilder):
     domain = self.builder_config.name
     if self._raw_dir is not None:
       splits = raw.read_domain(self._raw_dir, domain)
-    elif self.builder_config.downloadable:
-      paths = dl_manager.download(
-          {split: USPS_URL + name for split, name in raw.USPS_ESL.items()})
-      splits = {split: raw.read_usps_esl(str(path)) for split, path in paths.items()}
+    elif domain in DOWNLOADS:
+      site, files, read = DOWNLOADS[domain]
+      paths = dl_manager.download({split: site + name for split, name in files.items()})
+      splits = {split: read(str(path)) for split, path in paths.items()}
     else:
       raise UserError(f"{domain} cannot be downloaded by TFDS; pass --raw-dir (or set "
                       f"ADDA_RAW_DIR) to a folder holding {raw.EXPECTED_FILES[domain]}")
