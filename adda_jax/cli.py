@@ -119,13 +119,16 @@ def default_workdir(cfg: Config) -> str:
 
 
 def main_guard(main: Callable[[], None]) -> None:
-  """Runs `main`, turning a UserError into one line on stderr and exit status 2."""
+  """Runs `main`, turning a UserError into one line on stderr and exit status 2.
+
+  After a handled error the process ends at once (`os._exit`): every file it writes is
+  already complete (atomic renames, flushed appends), and a normal interpreter shutdown
+  would let orbax's and tensorstore's leftover threads print pages of tracebacks after the
+  one line.
+  """
   try:
     main()
   except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
-  except KeyboardInterrupt:
-    print("interrupted: rerun the same command to resume from the last checkpoint",
-          file=sys.stderr)
-    sys.exit(130)
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(2)

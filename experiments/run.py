@@ -10,6 +10,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from adda_jax import interrupts  # noqa: E402
+
+interrupts.exit_on_sigint()  # Before the heavy imports: Ctrl-C is one line from the start.
+
 from adda_jax import cli, results, train  # noqa: E402
 
 
