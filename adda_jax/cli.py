@@ -10,6 +10,7 @@ from adda_jax.configs import PAIRS, get_config
 from adda_jax.config import Config
 from adda_jax.data.loading import RAW_DIR_ENV, DataSource
 from adda_jax.errors import UserError
+from adda_jax.methods import REGISTRY
 
 
 class Parser(argparse.ArgumentParser):
@@ -52,8 +53,9 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                            "and pretraining settings): for sweeps over stage-2 settings")
   parser.add_argument("--results", default=None, metavar="CSV",
                       help="append this run's rows to a results CSV (e.g. results/digits.csv)")
+  methods = "; ".join(f"{m.name}: {m.summary}" for m in REGISTRY.values())
   group = parser.add_argument_group("overrides of the pair's preset (see adda_jax/config.py)")
-  group.add_argument("--method", help="adda (default) or source_only")
+  group.add_argument("--method", help=f"default adda. {methods}")
   group.add_argument("--seed", type=int, help="seeds initialisation and batch order (default 0)")
   group.add_argument("--pretrain-steps", type=int, help="stage 1 steps (default 10000)")
   group.add_argument("--adapt-steps", type=int, help="stage 2 steps (default 10000)")
@@ -65,7 +67,15 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
   group.add_argument("--pretrain-lr", type=float, help="stage 1 Adam rate (default 1e-3)")
   group.add_argument("--adapt-lr", type=float,
                      help="stage 2 Adam rate for D and M_t (default 2e-4)")
-  group.add_argument("--adversarial-loss", help="gan (ADDA), minimax or confusion")
+  group.add_argument("--adversarial-loss", help="adda: gan (default), minimax or confusion")
+  group.add_argument("--sharing",
+                     help="adda: untied (default; ADDA), tied (one encoder for both domains, "
+                          "trained with C) or partial (conv blocks shared, fc per domain)")
+  group.add_argument("--domain-weight", type=float,
+                     help="adda tied/partial, dann (its lambda's maximum), confusion, can: "
+                          "weight of the domain term (default 1)")
+  group.add_argument("--mmd-kernel", help="ddc: gaussian (default) or multi (DAN's five)")
+  group.add_argument("--mmd-weight", type=float, help="ddc: weight of the MMD (default 0.25)")
   group.add_argument("--disc-input", help="features (paper, 500-d) or logits (authors' code)")
   group.add_argument("--adapt-update",
                      help="alternating (paper: D, then M_t against the new D) or "
@@ -96,8 +106,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
   cfg = get_config(args.pair)
   names = ("method", "seed", "pretrain_solver", "pretrain_steps", "adapt_steps", "batch_size",
            "pretrain_lr", "adapt_lr", "adversarial_loss", "adapt_update", "disc_input",
-           "eval_split", "image_size", "pixel_scale", "conv_relu", "log_every",
-           "checkpoint_every")
+           "sharing", "domain_weight", "mmd_kernel", "mmd_weight", "eval_split", "image_size",
+           "pixel_scale", "conv_relu", "log_every", "checkpoint_every")
   changes = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
   if args.full_sets:
     changes.update(source_subset=None, target_subset=None)

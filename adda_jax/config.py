@@ -44,9 +44,11 @@ import typing
 from typing import Any
 
 from adda_jax.errors import UserError
-from adda_jax.losses import ADVERSARIAL_LOSSES
+from adda_jax.losses import ADVERSARIAL_LOSSES, MMD_KERNELS
+from adda_jax.methods import REGISTRY, stages_for
+from adda_jax.methods.adda import SHARINGS
+from adda_jax.methods.base import METHOD_OPTIONS, PRETRAIN_FIELDS
 
-METHODS = ("adda", "source_only")
 PRETRAIN_SOLVERS = ("adam", "caffe_lenet")
 DISC_INPUTS = ("features", "logits")
 ADAPT_UPDATES = ("alternating", "simultaneous")
@@ -54,9 +56,6 @@ EVAL_SPLITS = ("test", "train")
 
 # Fields that only change how a run is observed or stored, not what it computes.
 BOOKKEEPING_FIELDS = ("log_every", "checkpoint_every", "keep_checkpoints", "monitor_target")
-# Fields stage 1 (pretraining on source) never reads: runs differing only in these can share it.
-ADAPT_FIELDS = ("method", "target_subset", "eval_split", "disc_input", "disc_hidden",
-                "adversarial_loss", "adapt_update", "adapt_steps", "adapt_lr", "adapt_b1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +80,11 @@ class Config:
   disc_hidden: tuple[int, ...] = (500, 500)
   adversarial_loss: str = "gan"
   adapt_update: str = "alternating"
+  # Method options (each read by some methods only; see adda_jax/methods/).
+  sharing: str = "untied"  # ADDA: untied (the paper), tied or partial encoder weights.
+  domain_weight: float = 1.0  # Weight of the adversarial term of joint methods (DANN: max).
+  mmd_kernel: str = "gaussian"  # DDC: one Gaussian (median bandwidth) or DAN's five.
+  mmd_weight: float = 0.25  # DDC's lambda.
   # Optimisation.
   batch_size: int = 128
   pretrain_solver: str = "adam"
@@ -115,13 +119,19 @@ class Config:
     return {k: v for k, v in self.to_json().items() if k not in BOOKKEEPING_FIELDS}
 
   def pretrain_fields(self) -> dict[str, Any]:
-    """The fields that decide the pretrained source model."""
-    return {k: v for k, v in self.result_fields().items() if k not in ADAPT_FIELDS}
+    """The fields that decide the pretrained source model (stage 1, shared by every method
+    but the oracle): runs that agree on them can share it."""
+    return self.fields(PRETRAIN_FIELDS)
+
+  def fields(self, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(self, name) for name in names}
 
   def validate(self) -> "Config":
     """Raises UserError with a one-line message for any value that cannot work."""
     _check_types(self)
-    _choice("method", self.method, METHODS)
+    _choice("method", self.method, tuple(REGISTRY))
+    _choice("sharing", self.sharing, SHARINGS)
+    _choice("MMD kernel", self.mmd_kernel, MMD_KERNELS)
     _choice("pretrain solver", self.pretrain_solver, PRETRAIN_SOLVERS)
     _choice("adversarial loss", self.adversarial_loss, ADVERSARIAL_LOSSES)
     _choice("discriminator input", self.disc_input, DISC_INPUTS)
@@ -145,17 +155,24 @@ class Config:
     for name in ("pretrain_b1", "adapt_b1"):
       if not 0 <= getattr(self, name) < 1:
         raise UserError(f"{name} must lie in [0, 1), got {getattr(self, name)!r}")
-    if not (math.isfinite(self.pretrain_weight_decay) and self.pretrain_weight_decay >= 0):
-      raise UserError(f"pretrain_weight_decay must be a finite number >= 0, "
-                      f"got {self.pretrain_weight_decay!r}")
+    for name in ("pretrain_weight_decay", "domain_weight", "mmd_weight"):
+      value = getattr(self, name)
+      if not (math.isfinite(value) and value >= 0):
+        raise UserError(f"--{name.replace('_', '-')} must be a finite number >= 0, "
+                        f"got {value!r}")
     # LeNet: two VALID 5x5 convolutions, each followed by a 2x2 pool that needs an even side.
     if self.image_size < 16 or self.image_size % 4:
       raise UserError(f"--image-size must be a multiple of 4 and at least 16 for LeNet (two "
                       f"5x5 convolutions, each followed by a 2x2 pool), got {self.image_size}")
-    if any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in self.disc_hidden):
+    if any(h <= 0 for h in self.disc_hidden):
       raise UserError(f"discriminator hidden sizes must be positive integers, "
                       f"got {self.disc_hidden}")
+    _check_method_options(self)
     return self
+
+  def stage_fields(self) -> set[str]:
+    """The fields the method's stages read."""
+    return {f for stage in stages_for(self) for f in stage.fields}
 
 
 MAX_SEED = 2**32 - 1
@@ -187,6 +204,15 @@ def _is_instance(value: Any, kind: Any) -> bool:
 
 def _type_name(kind: Any) -> str:
   return getattr(kind, "__name__", None) or str(kind)
+
+
+def _check_method_options(cfg: Config) -> None:
+  """Refuses a method option set away from its default for a method that does not read it."""
+  read, default = cfg.stage_fields(), Config(pair="", source="", target="")
+  for name in METHOD_OPTIONS:
+    if name not in read and getattr(cfg, name) != getattr(default, name):
+      raise UserError(f"--{name.replace('_', '-')} is not read by --method {cfg.method} with "
+                      f"these settings; drop it")
 
 
 def _choice(what: str, value: Any, options: tuple) -> None:

@@ -51,10 +51,16 @@ class LeNetEncoder(nnx.Module):
     self.fc = nnx.Linear(50 * side * side, FEATURES, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
+    return self.blocks(x)[-1]
+
+  def blocks(self, x: jax.Array) -> list[jax.Array]:
+    """Each block's output, flattened: conv1 + pool, conv2 + pool, fc 500 (the features).
+    Methods that act on several depths (CAN) read them all."""
     conv_activation = jax.nn.relu if self.conv_relu else (lambda y: y)
-    x = conv_activation(ops.max_pool_2x2(self.conv1(x)))
-    x = conv_activation(ops.max_pool_2x2(self.conv2(x)))
-    return jax.nn.relu(self.fc(x.reshape(x.shape[0], -1)))
+    block1 = conv_activation(ops.max_pool_2x2(self.conv1(x)))
+    block2 = conv_activation(ops.max_pool_2x2(self.conv2(block1)))
+    flat = block2.reshape(block2.shape[0], -1)
+    return [block1.reshape(block1.shape[0], -1), flat, jax.nn.relu(self.fc(flat))]
 
 
 class Classifier(nnx.Module):
@@ -68,7 +74,8 @@ class Classifier(nnx.Module):
 
 
 class Discriminator(nnx.Module):
-  """Domain discriminator D: inputs [N, in_features] -> one logit per example (source = 1)."""
+  """Domain discriminator D: inputs [N, in_features] -> one logit per example (source = 1).
+  Its input is flattened, so it also sits on a conv block's output (CAN)."""
 
   def __init__(self, in_features: int, hidden: tuple[int, ...], *, rngs: nnx.Rngs):
     sizes = (in_features, *hidden)
@@ -79,6 +86,7 @@ class Discriminator(nnx.Module):
     self.out = nnx.Linear(sizes[-1], 1, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
+    x = x.reshape(x.shape[0], -1)
     for i in range(1, self.depth + 1):
       x = jax.nn.relu(getattr(self, f"fc{i}")(x))
     return self.out(x)[:, 0]
@@ -92,8 +100,8 @@ class PureModule:
   def init(self, key: jax.Array) -> dict[str, Any]:
     return nnx.to_pure_dict(nnx.state(self.build(nnx.Rngs(params=key))))
 
-  def apply(self, params: dict[str, Any], x: jax.Array) -> jax.Array:
-    return nnx.merge(self._graphdef, params)(x)
+  def apply(self, params: dict[str, Any], x: jax.Array, method: str = "__call__") -> Any:
+    return getattr(nnx.merge(self._graphdef, params), method)(x)
 
   @functools.cached_property
   def _graphdef(self):
@@ -115,6 +123,17 @@ def make_networks(image_size: int, channels: int, disc_input: str,
       encoder=PureModule(lambda rngs: LeNetEncoder(image_size, channels, conv_relu,
                                                    rngs=rngs)),
       classifier=PureModule(lambda rngs: Classifier(rngs=rngs)),
-      discriminator=PureModule(lambda rngs: Discriminator(disc_in, tuple(disc_hidden),
-                                                          rngs=rngs)),
+      discriminator=discriminator(disc_in, disc_hidden),
   )
+
+
+def discriminator(in_features: int, hidden: tuple[int, ...]) -> PureModule:
+  return PureModule(lambda rngs: Discriminator(in_features, tuple(hidden), rngs=rngs))
+
+
+def block_sizes(nets: Networks, image_size: int, channels: int) -> list[int]:
+  """The flattened width of each encoder block's output (`LeNetEncoder.blocks`)."""
+  params = jax.eval_shape(nets.encoder.init, jax.random.key(0))
+  images = jax.ShapeDtypeStruct((1, image_size, image_size, channels), jnp.float32)
+  blocks = jax.eval_shape(lambda p, x: nets.encoder.apply(p, x, "blocks"), params, images)
+  return [b.shape[1] for b in blocks]

@@ -11,12 +11,19 @@ from typing import Any
 import jax
 
 from adda_jax.config import Config
+from adda_jax.methods import stages_for
 from adda_jax.errors import UserError
 
+# Config fields that change a result; a row leaves blank those its model's stages never read.
+CONFIG_COLUMNS = ("pair", "seed", "eval_split", "pretrain_steps", "adapt_steps", "batch_size",
+                  "source_subset", "target_subset", "disc_input", "adversarial_loss",
+                  "adapt_update", "sharing", "domain_weight", "mmd_kernel", "mmd_weight",
+                  "image_size", "channels", "pixel_scale", "conv_relu", "pretrain_solver")
 COLUMNS = ("pair", "method", "seed", "target_accuracy", "eval_split", "pretrain_steps",
            "adapt_steps", "batch_size", "source_subset", "target_subset", "disc_input",
-           "adversarial_loss", "adapt_update", "image_size", "channels", "pixel_scale",
-           "conv_relu", "pretrain_solver", "wall_seconds", "device", "commit", "command")
+           "adversarial_loss", "adapt_update", "sharing", "domain_weight", "mmd_kernel",
+           "mmd_weight", "image_size", "channels", "pixel_scale", "conv_relu",
+           "pretrain_solver", "wall_seconds", "device", "commit", "command")
 
 
 def git_commit(root: str | None = None) -> str:
@@ -45,24 +52,24 @@ def device_name() -> str:
 
 
 def rows_for(summary: dict[str, Any], command: str) -> list[dict[str, Any]]:
+  """One row per stage of the run's method: the model that stage ends with (source only after
+  stage 1, the method after stage 2), with the settings it depends on, the training time and
+  the commits of every stage up to it (also when a stage was reused or resumed)."""
   # Through Config: summaries written before a field existed get its default.
-  cfg = Config.from_json(summary["config"]).to_json()
-  common = {k: cfg[k] for k in ("pair", "seed", "eval_split", "pretrain_steps", "adapt_steps",
-                                "batch_size", "source_subset", "target_subset", "disc_input",
-                                "adversarial_loss", "adapt_update", "image_size", "channels",
-                                "pixel_scale", "conv_relu", "pretrain_solver")}
-  common.update(device=summary.get("device", ""), command=command)
-  # Each row names the code that trained its model and the training time it took, also when
-  # a stage was reused or resumed (summaries from before per-stage records: the run's commit).
-  pretrain_commit = summary.get("pretrain_commit", summary["commit"])
-  rows = [dict(common, method="source_only", target_accuracy=summary["source_only_accuracy"],
-               wall_seconds=_total(summary["pretrain_seconds"]), adapt_steps=0,
-               commit=pretrain_commit)]
-  if "adda_accuracy" in summary:
-    adapt_commit = summary.get("adapt_commit", summary["commit"])
-    rows.append(dict(common, method=cfg["method"], target_accuracy=summary["adda_accuracy"],
-                     wall_seconds=_total(summary["pretrain_seconds"], summary["adapt_seconds"]),
-                     commit=join_commits(pretrain_commit, adapt_commit)))
+  cfg = Config.from_json(summary["config"])
+  rows, seconds, commits, read = [], [], [], {"eval_split"}
+  for stage in stages_for(cfg):
+    # Summaries from before per-stage records name the run's commit only.
+    seconds.append(summary.get(f"{stage.name}_seconds"))
+    commits.append(summary.get(f"{stage.name}_commit", summary["commit"]))
+    read |= set(stage.fields)
+    settings = {k: getattr(cfg, k) if k in read else "" for k in CONFIG_COLUMNS}
+    if "adapt_steps" not in read:
+      settings["adapt_steps"] = 0
+    rows.append(dict(settings, method=stage.label,
+                     target_accuracy=summary[f"{stage.label}_accuracy"],
+                     wall_seconds=_total(*seconds), device=summary.get("device", ""),
+                     commit=join_commits(*commits), command=command))
   return rows
 
 

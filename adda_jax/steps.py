@@ -6,10 +6,11 @@ Each stage state is a plain dict pytree (step counter, parameters, optax states)
 - adapt:    {"step", "target_encoder", "discriminator", "target_opt", "disc_opt"}
 
 `pretrain_step`, `discriminator_step` and `target_step` are the single updates (jit them alone
-for tests or custom loops). `make_pretrain_call` / `make_adapt_call` build jitted functions
-that run several steps per dispatch, sampling batches inside the compiled code from datasets
-that stay on the device, and donate the incoming state's buffers; `run_calls` chains them and
-returns metrics averaged on the device, so the host syncs only at logging/checkpoint boundaries.
+for tests or custom loops); the methods in `adda_jax/methods/` build their stages from them.
+`make_stage_call` builds, for any stage's step, a jitted function that runs several steps per
+dispatch, sampling batches inside the compiled code from datasets that stay on the device,
+and donates the incoming state's buffers; `run_calls` chains them and returns metrics
+averaged on the device, so the host syncs only at logging/checkpoint boundaries.
 
 How a call repeats its step depends on the backend. XLA:CPU runs while-loop bodies about 6x
 slower than the same ops at top level (measured: LeNet pretraining 330 ms/step in a `lax.scan`
@@ -148,28 +149,6 @@ def run_calls(call: Callable[[PyTree, int], tuple[PyTree, dict]], state: PyTree,
   return state, jax.tree.map(lambda t: t / num_steps, totals)
 
 
-def make_pretrain_call(nets: Networks, tx: optax.GradientTransformation, batch_size: int,
-                       constrain: Callable[[jax.Array], jax.Array] = lambda x: x,
-                       rolled: bool | None = None):
-  """jit(state, source, key, num_steps) -> (state, metric sums) over num_steps steps.
-
-  rolled: loop over the steps (default on accelerators) or unroll them (default on CPU).
-  """
-  rolled = default_rolled() if rolled is None else rolled
-
-  @functools.partial(jax.jit, static_argnames="num_steps", donate_argnums=0,
-                     compiler_options=xla_options.for_default_backend("train"))
-  def call(state, source: DeviceData, key, num_steps: int):
-    def one(state):
-      images, labels = sample_batch(source, jax.random.fold_in(key, state["step"]), batch_size,
-                                    constrain)
-      return pretrain_step(nets, tx, state, images, labels)
-
-    return _repeat(one, state, num_steps, rolled)
-
-  return call
-
-
 # ----------------------------------------------------------------------------- stage 2
 
 
@@ -259,22 +238,31 @@ def adapt_step(nets: Networks, tx_target, tx_disc, loss_kind: str, disc_input: s
   return new_state, {**d_metrics, **t_metrics}
 
 
-def make_adapt_call(nets: Networks, tx_target, tx_disc, loss_kind: str, disc_input: str,
-                    batch_size: int, constrain: Callable[[jax.Array], jax.Array] = lambda x: x,
-                    rolled: bool | None = None, simultaneous: bool = False):
-  """jit(state, frozen, source, target, key, num_steps) -> (state, metric sums); `rolled` as in
-  `make_pretrain_call`, `simultaneous` as in `adapt_step`."""
+def make_stage_call(step: Callable, data: dict[str, tuple[str, ...]], batch_size: int,
+                    constrain: Callable[[jax.Array], jax.Array] = lambda x: x,
+                    rolled: bool | None = None):
+  """jit(state, frozen, datasets, key, num_steps) -> (state, metric sums) over num_steps
+  steps of `step(state, frozen, batches, step_key)`, for any method's stage.
+
+  Each step draws one batch from `datasets[name]` per name in `data`, with the key
+  fold_in(key, step) (split in `data`'s order when there are several), and hands the step
+  the arrays `data[name]` names: ("target_images",) keeps a batch's images and drops its
+  labels, so labels not named never reach the step.
+  rolled: loop over the steps (default on accelerators) or unroll them (default on CPU).
+  """
   rolled = default_rolled() if rolled is None else rolled
 
   @functools.partial(jax.jit, static_argnames="num_steps", donate_argnums=0,
                      compiler_options=xla_options.for_default_backend("train"))
-  def call(state, frozen, source: DeviceData, target: DeviceData, key, num_steps: int):
+  def call(state, frozen, datasets: dict[str, DeviceData], key, num_steps: int):
     def one(state):
-      source_key, target_key = jax.random.split(jax.random.fold_in(key, state["step"]))
-      source_images, _ = sample_batch(source, source_key, batch_size, constrain)
-      target_images, _ = sample_batch(target, target_key, batch_size, constrain)
-      return adapt_step(nets, tx_target, tx_disc, loss_kind, disc_input, frozen, state,
-                        source_images, target_images, simultaneous)
+      base = jax.random.fold_in(key, state["step"])
+      keys = jax.random.split(base, len(data)) if len(data) > 1 else [base]
+      batches = {}
+      for (name, names), batch_key in zip(data.items(), keys):
+        batches.update(zip(names, sample_batch(datasets[name], batch_key, batch_size,
+                                               constrain)))
+      return step(state, frozen, batches, jax.random.fold_in(base, len(data)))
 
     return _repeat(one, state, num_steps, rolled)
 

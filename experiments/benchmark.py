@@ -36,8 +36,10 @@ from flax import linen as nn  # noqa: E402
 from adda_jax import ops, steps, train, xla_options  # noqa: E402
 from adda_jax.configs import get_config  # noqa: E402
 from adda_jax.data.loading import DataSource  # noqa: E402
+from adda_jax.methods import stages_for  # noqa: E402
+from adda_jax.methods.base import DATA  # noqa: E402
 from adda_jax.models import make_networks  # noqa: E402
-from adda_jax.train import Placement  # noqa: E402
+from adda_jax.runner import Placement  # noqa: E402
 
 DEFAULT_REFERENCE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "bench",
                                  "torch_adda_reference.py")
@@ -56,53 +58,54 @@ def timed(run_block, blocks: int, steps_per_block: int) -> float:
 
 def measure(batch: int, size: int, channels: int, blocks: int, block_steps: int,
             steps_per_call: int, conv_relu: bool) -> dict:
+  """ADDA's two stages as the runner builds them (adda_jax.methods), on random arrays."""
+  cfg = get_config("mnist_usps").replace(image_size=size, channels=channels,
+                                         conv_relu=conv_relu, batch_size=batch)
+  pretrain, adapt = stages_for(cfg)
   nets = make_networks(size, channels, "features", (500, 500), conv_relu=conv_relu)
   placement = Placement.over_all_devices(batch)
   rng = np.random.default_rng(0)
   n = 4096
-  source = placement.replicate(steps.DeviceData(
+  datasets = {name: placement.replicate(steps.DeviceData(
       jnp.asarray(rng.random((n, size, size, channels), np.float32)),
-      jnp.asarray(rng.integers(0, 10, n).astype(np.int32))))
-  target = placement.replicate(steps.DeviceData(
-      jnp.asarray(rng.random((n, size, size, channels), np.float32)),
-      jnp.asarray(np.zeros(n, np.int32))))
+      jnp.asarray(rng.integers(0, 10, n).astype(np.int32)))) for name in ("source", "target")}
   key = jax.random.key(0)
   out = {}
 
-  tx = steps.pretrain_optimizer(1e-3, 0.9, 2.5e-5)
-  call = steps.make_pretrain_call(nets, tx, batch, placement.shard_batch)
-  holder = {"state": placement.replicate(steps.init_pretrain(nets, tx, key))}
+  def stage_call(stage):
+    return steps.make_stage_call(stage.step, {name: DATA[name] for name in stage.data}, batch,
+                                 placement.shard_batch)
+
+  call = stage_call(pretrain)
+  holder = {"state": placement.replicate(pretrain.init(key, {}))}
   start = time.perf_counter()
-  jax.block_until_ready(call.lower(holder["state"], source, key, num_steps=steps_per_call)
-                        .compile())
+  jax.block_until_ready(call.lower(holder["state"], {}, {"source": datasets["source"]}, key,
+                                   num_steps=steps_per_call).compile())
   out["pretrain_compile_s"] = time.perf_counter() - start
 
   def pretrain_block():
     holder["state"], metrics = steps.run_calls(
-        lambda s, k: call(s, source, key, num_steps=k), holder["state"], block_steps,
-        steps_per_call)
+        lambda s, k: call(s, {}, {"source": datasets["source"]}, key, num_steps=k),
+        holder["state"], block_steps, steps_per_call)
     return metrics
 
   out["pretrain_ms"] = timed(pretrain_block, blocks, block_steps)
 
-  tx_t, tx_d = steps.adapt_optimizer(2e-4, 0.5), steps.adapt_optimizer(2e-4, 0.5)
-  pretrained = holder["state"]
-  frozen = {"source_encoder": pretrained["encoder"], "classifier": pretrained["classifier"]}
-  adapt_call = steps.make_adapt_call(nets, tx_t, tx_d, "gan", "features", batch,
-                                     placement.shard_batch)
-  holder["adapt"] = placement.replicate(
-      steps.init_adapt(nets, tx_t, tx_d, pretrained["encoder"], key))
+  earlier = {"pretrain": holder["state"]}
+  frozen = placement.replicate(adapt.frozen(earlier))
+  adapt_call = stage_call(adapt)
+  holder["adapt"] = placement.replicate(adapt.init(key, earlier))
 
   def adapt_block():
     holder["adapt"], metrics = steps.run_calls(
-        lambda s, k: adapt_call(s, frozen, source, target, key, num_steps=k), holder["adapt"],
+        lambda s, k: adapt_call(s, frozen, datasets, key, num_steps=k), holder["adapt"],
         block_steps, steps_per_call)
     return metrics
 
   out["adapt_ms"] = timed(adapt_block, blocks, block_steps)
 
   predict = steps.make_predict(nets)
-  images = target.images[:batch]
+  images = datasets["target"].images[:batch]
 
   def eval_block():
     return [predict(frozen["source_encoder"], frozen["classifier"], images)

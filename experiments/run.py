@@ -1,8 +1,9 @@
-"""Trains and evaluates one ADDA run: python experiments/run.py --pair svhn_mnist [flags].
+"""Trains and evaluates one run: python experiments/run.py --pair svhn_mnist [--method M] [flags].
 
-Stage 1 pretrains the source encoder and classifier, stage 2 adapts the target encoder against
-the discriminator, stage 3 reports source-only and ADDA accuracy on the target test split.
-Rerunning the same command resumes from the newest checkpoints; finished stages are reused.
+Stage 1 pretrains the source encoder and classifier; stage 2 is the method's own (ADDA: the
+target encoder against a discriminator); each stage's model is then measured on the target
+test split. Rerunning the same command resumes from the newest checkpoints; finished stages
+are reused.
 """
 import argparse
 import os

@@ -10,33 +10,33 @@ import jax.numpy as jnp
 import numpy as np
 
 from adda_jax import steps
-from adda_jax.models import make_networks
-from adda_jax.train import Placement
+from adda_jax.configs import get_config
+from adda_jax.methods import stages_for
+from adda_jax.methods.base import DATA
+from adda_jax.runner import Placement
 
 BATCH = 16
 
 
 def train(placement: Placement):
-  nets = make_networks(28, 1, "features", (64, 64))
+  """Both ADDA stages as the runner builds them, a few steps each."""
+  cfg = get_config("mnist_usps").replace(disc_hidden=(64, 64), batch_size=BATCH)
+  pretrain, adapt = stages_for(cfg)
   rng = np.random.default_rng(0)
-  source = placement.replicate(steps.DeviceData(
+  datasets = {name: placement.replicate(steps.DeviceData(
       jnp.asarray(rng.random((64, 28, 28, 1), np.float32)),
-      jnp.asarray(rng.integers(0, 10, 64).astype(np.int32))))
-  target = placement.replicate(steps.DeviceData(
-      jnp.asarray(rng.random((64, 28, 28, 1), np.float32)), jnp.zeros(64, jnp.int32)))
+      jnp.asarray(rng.integers(0, 10, 64).astype(np.int32)))) for name in ("source", "target")}
   key = jax.random.key(0)
-  tx = steps.pretrain_optimizer(1e-3, 0.9, 2.5e-5)
-  call = steps.make_pretrain_call(nets, tx, BATCH, placement.shard_batch)
-  state = placement.replicate(steps.init_pretrain(nets, tx, key))
-  state, _ = steps.run_calls(lambda s, n: call(s, source, key, num_steps=n), state, 3, 1)
-  tx_t, tx_d = steps.adapt_optimizer(2e-4, 0.5), steps.adapt_optimizer(2e-4, 0.5)
-  frozen = {"source_encoder": state["encoder"], "classifier": state["classifier"]}
-  adapt = steps.make_adapt_call(nets, tx_t, tx_d, "gan", "features", BATCH,
-                                placement.shard_batch)
-  adapt_state = placement.replicate(steps.init_adapt(nets, tx_t, tx_d, state["encoder"], key))
-  adapt_state, _ = steps.run_calls(
-      lambda s, n: adapt(s, frozen, source, target, key, num_steps=n), adapt_state, 3, 1)
-  return jax.device_get((state, adapt_state))
+  earlier = {}
+  for stage in (pretrain, adapt):
+    call = steps.make_stage_call(stage.step, {n: DATA[n] for n in stage.data}, BATCH,
+                                 placement.shard_batch)
+    frozen = placement.replicate(stage.frozen(earlier))
+    state = placement.replicate(stage.init(key, earlier))
+    state, _ = steps.run_calls(lambda s, n: call(s, frozen, datasets, key, num_steps=n),
+                               state, 3, 1)
+    earlier[stage.name] = state
+  return jax.device_get(earlier)
 
 
 def main():

@@ -31,7 +31,7 @@ def test_unknown_pair_lists_valid_ones():
     ("--adapt-lr", "0", "--adapt-lr must be a positive finite number"),
     ("--adapt-lr", "nan", "--adapt-lr must be a positive finite number"),
     ("--adversarial-loss", "wgan", "unknown adversarial loss 'wgan'"),
-    ("--method", "dann", "unknown method 'dann'"),
+    ("--method", "dan", "unknown method 'dan'; choose one of source_only, target_oracle, adda"),
     ("--pixel-scale", "0", "--pixel-scale must be a positive finite number"),
     ("--pixel-scale", "inf", "--pixel-scale must be a positive finite number"),
     ("--image-size", "12", "--image-size must be a multiple of 4 and at least 16"),

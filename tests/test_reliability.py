@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from adda_jax import train
+from adda_jax import runner, train
 from adda_jax.checkpoint import StageCheckpoints
 from adda_jax.data.loading import DataSource
 from adda_jax.errors import UserError
@@ -23,12 +23,6 @@ def cli_run(raw_dir, workdir, *extra):
           "--data-source", "raw", "--raw-dir", raw_dir, "--full-sets", "--batch-size", "8",
           "--pretrain-steps", "60", "--adapt-steps", "120", "--log-every", "4",
           "--checkpoint-every", "20", *extra]
-
-
-def final_params(workdir):
-  return [np.load(os.path.join(root, f)) for root, _, files in
-          sorted(os.walk(os.path.join(workdir, "adapt"))) for f in sorted(files)
-          if f.endswith(".npy")]
 
 
 def test_sigkill_mid_stage_then_resume_equals_uninterrupted(raw_dir, tmp_path):
@@ -54,9 +48,11 @@ def test_sigkill_mid_stage_then_resume_equals_uninterrupted(raw_dir, tmp_path):
   assert resumed.returncode == 0, resumed.stderr[-2000:]
   assert "[adapt] resuming from the checkpoint at step 40" in resumed.stdout
   assert "[pretrain] step" not in resumed.stdout  # the finished stage was not redone
-  last = lambda out: [l for l in out.splitlines() if l.startswith("[eval] ADDA")][-1]
+  last = lambda out: [l for l in out.splitlines() if l.startswith("[eval] adda")][-1]
   assert last(resumed.stdout) == last(done.stdout)
-  for a, b in zip(final_params(killed), final_params(straight), strict=True):
+  from tests.test_methods import checkpoint_arrays
+  for a, b in zip(checkpoint_arrays(os.path.join(killed, "adapt", "120")),
+                  checkpoint_arrays(os.path.join(straight, "adapt", "120")), strict=True):
     np.testing.assert_array_equal(a, b)
 
 
@@ -201,26 +197,19 @@ def test_checkpoint_whose_data_cannot_be_read_is_one_line(raw_dir, finished_run,
 def test_out_of_memory_is_one_line(raw_dir, tmp_path, monkeypatch):
   import jax
 
-  def exhausted(self, source, log, measure=None):
-    raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 9e9 bytes")
+  def run_failing_with(message):
+    def failing(*args, **kwargs):
+      raise jax.errors.JaxRuntimeError(message)
 
-  def run_with(chunk_error):
-    monkeypatch.setattr(train.Stages, "_chain", lambda self, call: chunk_error)
+    monkeypatch.setattr(runner.steps, "run_calls", failing)
     return train.run(tiny(), str(tmp_path / "run"), DataSource("raw", raw_dir),
                      log=lambda _: None)
 
-  def oom(state, n):
-    raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 9e9 bytes")
-
   with pytest.raises(UserError, match="pretrain stage ran out of device memory at "
                                       "--batch-size 8; lower --batch-size"):
-    run_with(oom)
-
-  def other(state, n):
-    raise jax.errors.JaxRuntimeError("INTERNAL: something else")
-
+    run_failing_with("RESOURCE_EXHAUSTED: Out of memory allocating 9e9 bytes")
   with pytest.raises(jax.errors.JaxRuntimeError, match="INTERNAL"):
-    run_with(other)
+    run_failing_with("INTERNAL: something else")
 
 
 def test_same_command_twice_is_identical(raw_dir, tmp_path):
@@ -242,7 +231,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(raw_dir, tmp_path):
 
 def test_collapse_watch_reports_a_pinned_discriminator():
   lines = []
-  watch = train.CollapseWatch(lines.append, window=3)
+  watch = runner.CollapseWatch(lines.append, window=3)
   for step, acc in enumerate([0.7, 1.0, 1.0, 0.995, 1.0, 0.8, 0.5, 0.5]):
     watch(step, {"disc_accuracy": acc})
   assert [e["kind"] for e in watch.events] == ["won"]
@@ -252,7 +241,7 @@ def test_collapse_watch_reports_a_pinned_discriminator():
 def test_batch_not_divisible_by_devices():
   import jax
   with pytest.raises(UserError, match="not divisible by the 3 devices"):
-    train.Placement.over(jax.devices() * 3, 128)
+    runner.Placement.over(jax.devices() * 3, 128)
 
 
 def test_unwritable_workdir(raw_dir, tmp_path):

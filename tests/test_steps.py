@@ -114,18 +114,24 @@ def test_adapt_step_updates_target_not_source():
   assert max(jax.tree.leaves(diff)) > 0
 
 
+def pretrain_call(**kwargs):
+  tx = steps.pretrain_optimizer(1e-3, 0.9, 2.5e-5)
+  step = lambda state, frozen, batches, key: steps.pretrain_step(
+      NETS, tx, state, batches["source_images"], batches["source_labels"])
+  call = steps.make_stage_call(step, {"source": ("source_images", "source_labels")}, 16,
+                               **kwargs)
+  return call, lambda: steps.init_pretrain(NETS, tx, jax.random.key(0))
+
+
 def test_multi_step_calls_equal_single_calls():
   """Unrolled (CPU) and looped (accelerator) calls of several steps equal one step per call."""
-  tx = steps.pretrain_optimizer(1e-3, 0.9, 2.5e-5)
-  images, labels = toy_batch(6, 64)
-  data = steps.DeviceData(images, labels)
+  data = {"source": steps.DeviceData(*toy_batch(6, 64))}
   key = jax.random.key(7)
-  init = lambda: steps.init_pretrain(NETS, tx, jax.random.key(0))
   results = []
   for rolled, per_call in ((False, 1), (False, 4), (True, 4)):
-    call = steps.make_pretrain_call(NETS, tx, 16, rolled=rolled)
-    results.append(steps.run_calls(lambda state, n: call(state, data, key, num_steps=n), init(),
-                                   6, steps_per_call=per_call))
+    call, init = pretrain_call(rolled=rolled)
+    results.append(steps.run_calls(lambda state, n: call(state, {}, data, key, num_steps=n),
+                                   init(), 6, steps_per_call=per_call))
   (a, ma), *others = results
   for b, mb in others:
     assert int(a["step"]) == int(b["step"]) == 6
@@ -135,25 +141,45 @@ def test_multi_step_calls_equal_single_calls():
 
 def test_looped_adapt_call_equals_unrolled():
   tx_t, tx_d, frozen, _ = adapt_setup()
-  source, target = steps.DeviceData(*toy_batch(8, 64)), steps.DeviceData(*toy_batch(9, 64))
+  data = {"source": steps.DeviceData(*toy_batch(8, 64)),
+          "target": steps.DeviceData(*toy_batch(9, 64))}
+  step = lambda state, frozen, batches, key: steps.adapt_step(
+      NETS, tx_t, tx_d, "gan", "features", frozen, state, batches["source_images"],
+      batches["target_images"])
   key = jax.random.key(3)
   results = []
   for rolled in (False, True):
-    call = steps.make_adapt_call(NETS, tx_t, tx_d, "gan", "features", 16, rolled=rolled)
-    results.append(call(adapt_setup()[3], frozen, source, target, key, num_steps=3))
+    call = steps.make_stage_call(step, {"source": ("source_images", "source_labels"),
+                                        "target": ("target_images",)}, 16, rolled=rolled)
+    results.append(call(adapt_setup()[3], frozen, data, key, num_steps=3))
   chex.assert_trees_all_close(results[0], results[1], atol=1e-5)
   assert int(results[1][0]["step"]) == 3
 
 
+def test_stage_call_hands_a_step_only_the_arrays_it_names():
+  """A "target" batch reaches the step as images alone: its labels never do."""
+  seen = {}
+
+  def step(state, frozen, batches, key):
+    seen.update({name: value.shape for name, value in batches.items()})
+    return {"step": state["step"] + 1}, {"loss": jnp.zeros(())}
+
+  data = {"source": steps.DeviceData(*toy_batch(1, 64)),
+          "target": steps.DeviceData(*toy_batch(2, 64))}
+  call = steps.make_stage_call(step, {"source": ("source_images", "source_labels"),
+                                      "target": ("target_images",)}, 16)
+  call({"step": jnp.zeros((), jnp.int32)}, {}, data, jax.random.key(0), num_steps=1)
+  assert seen == {"source_images": (16, 28, 28, 1), "source_labels": (16,),
+                  "target_images": (16, 28, 28, 1)}
+
+
 def test_no_recompiles_after_the_first_call():
-  tx = steps.pretrain_optimizer(1e-3, 0.9, 2.5e-5)
-  images, labels = toy_batch(8, 64)
-  data = steps.DeviceData(images, labels)
-  call = steps.make_pretrain_call(NETS, tx, 16)
+  data = {"source": steps.DeviceData(*toy_batch(8, 64))}
+  call, init = pretrain_call()
   key = jax.random.key(0)
-  state = steps.init_pretrain(NETS, tx, jax.random.key(0))
+  state = init()
   for _ in range(3):
-    state, _ = steps.run_calls(lambda s, n: call(s, data, key, num_steps=n), state, 4, 2)
+    state, _ = steps.run_calls(lambda s, n: call(s, {}, data, key, num_steps=n), state, 4, 2)
   assert int(state["step"]) == 12
   assert call._cache_size() == 1
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from adda_jax import train
+from adda_jax import runner, train
 from adda_jax.configs import get_config
 from adda_jax.data.loading import DataSource
 from adda_jax.errors import UserError
@@ -56,12 +56,12 @@ def test_run_evaluate_and_resume(raw_dir, tmp_path):
 
 
 def test_stage_record_accumulates_time_and_commits():
-  fresh = train.StageRecord(0.0, "")
-  assert fresh.continued(2.0, "abc") == train.StageRecord(2.0, "abc")
-  assert fresh.continued(2.0, "abc").continued(1.0, "abc") == train.StageRecord(3.0, "abc")
-  assert fresh.continued(2.0, "abc").continued(1.0, "def") == train.StageRecord(3.0, "abc+def")
-  older = train.StageRecord.from_checkpoint(None)  # Saved before records existed.
-  assert older.continued(1.0, "abc") == train.StageRecord(None, "unknown+abc")
+  fresh = runner.StageRecord(0.0, "")
+  assert fresh.continued(2.0, "abc") == runner.StageRecord(2.0, "abc")
+  assert fresh.continued(2.0, "abc").continued(1.0, "abc") == runner.StageRecord(3.0, "abc")
+  assert fresh.continued(2.0, "abc").continued(1.0, "def") == runner.StageRecord(3.0, "abc+def")
+  older = runner.StageRecord.from_checkpoint(None)  # Saved before records existed.
+  assert older.continued(1.0, "abc") == runner.StageRecord(None, "unknown+abc")
 
 
 def test_target_monitor_off_changes_nothing_but_the_log(raw_dir, tmp_path):
@@ -121,7 +121,7 @@ def test_cli_run_then_evaluate(raw_dir, tmp_path, pair, options):
        "--checkpoint-every", "2", "--results", results, *options, *common],
       cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert run.returncode == 0, run.stderr[-2000:]
-  assert "[eval] ADDA:" in run.stdout and "[adapt] step      4/4" in run.stdout
+  assert "[eval] adda:" in run.stdout and "[adapt] step      4/4" in run.stdout
   with open(results) as f:
     rows = f.read().splitlines()
   assert rows[0].startswith("pair,method,seed,target_accuracy")

@@ -1,0 +1,31 @@
+"""The method registry: `--method NAME` reads it, and the runner never names a method.
+
+A new method is one module defining `METHOD` (see `base.Method`) and one line below.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from adda_jax.methods import adda, can, confusion, dann, ddc, source_only, target_oracle
+from adda_jax.methods.base import Method, Stage
+from adda_jax.models import make_networks
+
+if TYPE_CHECKING:
+  from adda_jax.config import Config
+
+REGISTRY: dict[str, Method] = {module.METHOD.name: module.METHOD for module in (
+    source_only,
+    target_oracle,
+    adda,
+    dann,
+    ddc,
+    confusion,
+    can,
+)}
+
+
+def stages_for(cfg: Config) -> list[Stage]:
+  """The stages `cfg.method` runs under `cfg` (cheap: networks are built lazily)."""
+  nets = make_networks(cfg.image_size, cfg.channels, cfg.disc_input, cfg.disc_hidden,
+                       cfg.conv_relu)
+  return REGISTRY[cfg.method].stages(cfg, nets)

@@ -1,0 +1,100 @@
+"""What a method is to the runner: a name, the config fields it reads, and its stages.
+
+A `Stage` is everything the runner needs and nothing more: its checkpoint folder, the config
+fields it reads (so stage reuse and workdir checks stay exact), the batches it samples each
+step, how to build its initial state (from keys and the finished states of earlier stages),
+one pure step, and which parameters predict the target. The runner (`adda_jax/runner.py`)
+does the rest alike for every method: device placement, batch sampling inside the jitted
+call, donation, checkpoints and resume, the NaN stop, progress lines and the collapse watch.
+
+Target labels reach a step only through the "target_labelled" batches, which only a method
+marked `uses_target_labels` may ask for (the oracle upper bound); "target" batches carry
+images alone.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+import jax
+
+from adda_jax import steps
+from adda_jax.models import Networks
+
+if TYPE_CHECKING:
+  from adda_jax.config import Config
+
+PyTree = Any
+Batches = Mapping[str, jax.Array]
+Earlier = Mapping[str, PyTree]  # The finished states of the stages before, by stage name.
+Model = tuple[PyTree, PyTree]  # (encoder params, classifier params): C(M(x)).
+
+# What each kind of batch holds; the runner fills `Batches` with exactly these keys.
+DATA = {
+    "source": ("source_images", "source_labels"),
+    "target": ("target_images",),
+    "target_labelled": ("target_images", "target_labels"),
+}
+# The fields every stage reads: the data, the encoder, the batch and the seed.
+COMMON_FIELDS = ("pair", "source", "target", "seed", "image_size", "channels", "pixel_scale",
+                 "source_subset", "subset_seed", "conv_relu", "batch_size")
+PRETRAIN_FIELDS = COMMON_FIELDS + ("pretrain_solver", "pretrain_steps", "pretrain_lr",
+                                   "pretrain_b1", "pretrain_weight_decay")
+# Fields of stage 2 that every method reading them interprets alike.
+ADAPT_FIELDS = PRETRAIN_FIELDS + ("method", "target_subset", "adapt_steps", "adapt_lr",
+                                  "adapt_b1")
+# Options some methods read and others do not: a config whose method does not read one must
+# leave it at its default (`--sharing` with dann means nothing, and is refused).
+METHOD_OPTIONS = ("sharing", "adversarial_loss", "disc_input", "adapt_update",
+                  "domain_weight", "mmd_kernel", "mmd_weight")
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+  name: str  # Checkpoint folder and log prefix.
+  label: str  # The method name on the results row of the model this stage ends with.
+  fields: tuple[str, ...]
+  data: tuple[str, ...]  # Keys of DATA, sampled each step in this order.
+  num_steps: int
+  init: Callable[[jax.Array, Earlier], PyTree]
+  step: Callable[[PyTree, PyTree, Batches, jax.Array], tuple[PyTree, dict[str, jax.Array]]]
+  predictor: Callable[[PyTree, PyTree], Model]  # (state, frozen) -> the target model.
+  frozen: Callable[[Earlier], PyTree] = lambda earlier: {}  # Read by `step`, never trained.
+  watch_discriminator: bool = False  # Its metrics have "disc_accuracy" worth watching.
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """A method: its stages for a config (at most two: the shared source pretraining, then
+  the method's own stage). The config fields it reads are those its stages declare."""
+  name: str
+  summary: str  # One line for --help and the README's table.
+  stages: Callable[[Config, Networks], list[Stage]]
+  uses_target_labels: bool = False
+
+
+def pretrain_optimizer(cfg: Config):
+  if cfg.pretrain_solver == "caffe_lenet":
+    return steps.caffe_lenet_solver()
+  return steps.pretrain_optimizer(cfg.pretrain_lr, cfg.pretrain_b1, cfg.pretrain_weight_decay)
+
+
+def supervised_stage(cfg: Config, nets: Networks, name: str, label: str, data: str,
+                     fields: tuple[str, ...]) -> Stage:
+  """Stage 1 of every method (source pretraining, on "source"), and the oracle's only stage
+  (the same training on "target_labelled")."""
+  tx = pretrain_optimizer(cfg)
+  images, labels = DATA[data]
+
+  def step(state, frozen, batches, key):
+    return steps.pretrain_step(nets, tx, state, batches[images], batches[labels])
+
+  return Stage(name=name, label=label, fields=fields, data=(data,), num_steps=cfg.pretrain_steps,
+               init=lambda key, earlier: steps.init_pretrain(nets, tx, key), step=step,
+               predictor=lambda state, frozen: (state["encoder"], state["classifier"]))
+
+
+def source_pretraining(cfg: Config, nets: Networks) -> Stage:
+  """The shared stage 1: M_s and C on labelled source data. Every method but the oracle
+  starts from it, so a sweep over methods trains it once per pair, seed and setting."""
+  return supervised_stage(cfg, nets, "pretrain", "source_only", "source", PRETRAIN_FIELDS)

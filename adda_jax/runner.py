@@ -1,0 +1,260 @@
+"""Runs any method's stages: the one trainer every method shares.
+
+`StageRunner.train` builds a stage's state (restored from its newest checkpoint, or from the
+stage's `init`), puts it and the datasets on the device mesh, and advances it with a jitted
+call that samples batches inside the compiled code, donates the state, and runs one step per
+call on CPU and a `fori_loop` over a logging interval on accelerators. It stops at every log
+and checkpoint boundary only: metrics are read back there, a non-finite loss stops the stage
+before the bad state is saved, and a pinned discriminator is reported. Nothing here names a
+method: a method is its list of `Stage`s (adda_jax/methods/).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import time
+from typing import Any, Callable, Mapping
+
+import jax
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from adda_jax import steps
+from adda_jax.checkpoint import StageCheckpoints, abstract_like
+from adda_jax.config import Config
+from adda_jax.errors import UserError
+from adda_jax.methods.base import DATA, Stage
+from adda_jax.results import join_commits
+
+Log = Callable[[str], None]
+Measure = Callable[[Any, Any], dict[str, float]]
+EVAL_BATCH = 1000
+MAX_STAGES = 2  # The seed's key splits into an (init, data) pair for each of two stages.
+
+
+def stage_keys(seed: int) -> list[tuple[jax.Array, jax.Array]]:
+  """(init key, data key) for stage 0 and 1 of a run: a stage's draws depend only on the seed
+  and its position, so every method's stage 1 (source pretraining) is the same."""
+  keys = jax.random.split(jax.random.key(seed), 2 * MAX_STAGES)
+  return [(keys[2 * i], keys[2 * i + 1]) for i in range(MAX_STAGES)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+  """Data parallelism over every device: batches split along "data", the rest replicated."""
+  mesh: jax.sharding.Mesh
+
+  @classmethod
+  def over_all_devices(cls, batch_size: int) -> "Placement":
+    return cls.over(jax.devices(), batch_size)
+
+  @classmethod
+  def over(cls, devices: list, batch_size: int) -> "Placement":
+    count = len(devices)
+    if batch_size % count:
+      raise UserError(f"--batch-size {batch_size} is not divisible by the {count} devices; "
+                      f"use a multiple of {count}")
+    mesh = jax.sharding.Mesh(np.asarray(devices), ("data",),
+                             axis_types=(jax.sharding.AxisType.Auto,))
+    return cls(mesh)
+
+  def replicate(self, tree: Any) -> Any:
+    return jax.device_put(tree, NamedSharding(self.mesh, P()))
+
+  def shard_batch(self, x: jax.Array) -> jax.Array:
+    spec = P("data", *([None] * (x.ndim - 1)))
+    return jax.lax.with_sharding_constraint(x, NamedSharding(self.mesh, spec))
+
+
+@dataclasses.dataclass(frozen=True)
+class StageRecord:
+  """Where a stage's saved state came from, kept in its checkpoints: training seconds over all
+  invocations (None once a checkpoint older than this record was resumed) and the commit(s)
+  that trained it, so a reused or resumed stage reports its real cost and code."""
+  train_seconds: float | None
+  commit: str
+
+  @classmethod
+  def from_checkpoint(cls, saved: dict[str, Any] | None) -> "StageRecord":
+    return cls(**saved) if saved else cls(None, "unknown")
+
+  def continued(self, seconds: float, commit: str) -> "StageRecord":
+    total = None if self.train_seconds is None else self.train_seconds + seconds
+    return StageRecord(total, join_commits(self.commit, commit))
+
+
+class CollapseWatch:
+  """Reports a discriminator pinned near accuracy 1.0 (D wins: the encoder's gradient
+  vanishes) or near 0.5 (D learns nothing) for `window` consecutive logging intervals."""
+
+  def __init__(self, log: Log, stage: str = "adapt", window: int = 4, tolerance: float = 0.01):
+    self.log, self.stage, self.window, self.tolerance = log, stage, window, tolerance
+    self.events: list[dict[str, Any]] = []
+    self._state, self._run = None, 0
+
+  def __call__(self, step: int, metrics: dict[str, float]) -> None:
+    accuracy = float(metrics["disc_accuracy"])
+    state = ("won" if accuracy >= 1.0 - self.tolerance else
+             "at chance" if abs(accuracy - 0.5) <= 2 * self.tolerance else None)
+    self._run = self._run + 1 if state is not None and state == self._state else int(
+        state is not None)
+    self._state = state
+    if self._run == self.window:
+      self.events.append({"step": step, "kind": state, "disc_accuracy": accuracy})
+      self.log(f"[{self.stage}] warning: discriminator collapse: accuracy {state} ({accuracy:.3f}) "
+               f"for {self.window} logging intervals up to step {step}")
+
+
+def _run_steps(stage: str, state: Any, record: StageRecord, commit: str,
+               run_chunk: Callable[[Any, int], tuple[Any, Any]], total: int, cfg: Config,
+               checkpoints: StageCheckpoints, log: Log,
+               on_log: Callable[[int, dict], None],
+               measure: Callable[[Any], dict[str, float]] | None = None
+               ) -> tuple[Any, StageRecord, list[dict[str, float]]]:
+  """Runs `run_chunk` up to `total` steps, stopping at every log and checkpoint boundary.
+
+  Metrics are read back only at those boundaries. A non-finite loss stops the stage before
+  the bad state can be saved, so the newest checkpoint is always the last good one.
+  `measure(state)` adds metrics at each progress line (outside the timed training).
+  Returns the final state, its record (`record` continued by this invocation's training time
+  and `commit`, if it trained) and the logged metrics.
+  """
+  step = int(state["step"])
+  wall = 0.0
+  history: list[dict[str, float]] = []
+  window_start, window_steps = time.perf_counter(), 0
+  while step < total:
+    nxt = min(total, (step // cfg.log_every + 1) * cfg.log_every,
+              (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every)
+    t = time.perf_counter()
+    with _out_of_memory_as_user_error(f"{stage} stage", cfg.batch_size):
+      state, metrics = run_chunk(state, nxt - step)
+      metrics = jax.device_get(metrics)
+    wall += time.perf_counter() - t
+    window_steps += nxt - step
+    step = nxt
+    bad = {k: float(v) for k, v in metrics.items() if not math.isfinite(float(v))}
+    if bad:
+      name, value = next(iter(bad.items()))
+      last = checkpoints.latest_step()
+      kept = (f"the last good checkpoint (step {last}) is kept in {checkpoints.directory}"
+              if last is not None else "no checkpoint had been saved yet")
+      raise UserError(f"{stage} stage: {name} became {value} by step {step}; stopped, {kept} "
+                      f"(lower the learning rate and rerun with --fresh)")
+    if step % cfg.log_every == 0 or step == total:
+      rate = window_steps / (time.perf_counter() - window_start)
+      metrics = {k: float(v) for k, v in metrics.items()}
+      if measure is not None:
+        metrics.update(measure(state))
+      shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+      log(f"[{stage}] step {step:>6}/{total}  {shown}  ({rate:.1f} steps/s)")
+      history.append({"step": step, **metrics})
+      on_log(step, metrics)
+      window_start, window_steps = time.perf_counter(), 0
+    if step % cfg.checkpoint_every == 0 or step == total:
+      checkpoints.save(step, state, cfg.to_json(),
+                       dataclasses.asdict(record.continued(wall, commit)))
+  return state, (record.continued(wall, commit) if wall else record), history
+
+
+@contextlib.contextmanager
+def _out_of_memory_as_user_error(what: str, batch_size: int):
+  """XLA reports an allocation it cannot make as RESOURCE_EXHAUSTED: one line, not a trace."""
+  try:
+    yield
+  except jax.errors.JaxRuntimeError as e:
+    if "RESOURCE_EXHAUSTED" not in str(e) and "Out of memory" not in str(e):
+      raise
+    raise UserError(f"{what} ran out of device memory at --batch-size {batch_size}; lower "
+                    f"--batch-size (the paper's is 128)") from None
+
+
+def accuracy(predict, encoder: Any, classifier: Any, images: np.ndarray,
+             labels: np.ndarray) -> float:
+  """Top-1 accuracy in fixed-size batches (the last one padded), so one compiled shape."""
+  correct = 0
+  for start in range(0, len(images), EVAL_BATCH):
+    batch = images[start:start + EVAL_BATCH]
+    size = len(batch)
+    if size < EVAL_BATCH:
+      batch = np.concatenate([batch, np.zeros((EVAL_BATCH - size, *batch.shape[1:]),
+                                              batch.dtype)])
+    predicted = np.asarray(predict(encoder, classifier, batch))[:size]
+    correct += int((predicted == labels[start:start + size]).sum())
+  return correct / len(images)
+
+
+@dataclasses.dataclass
+class StageRunner:
+  """Trains and restores the stages of one run in `workdir`."""
+  cfg: Config
+  workdir: str
+  placement: Placement
+  commit: str  # The code training now, recorded in each stage's checkpoints.
+  steps_per_call: int = dataclasses.field(default_factory=steps.default_steps_per_call)
+
+  def checkpoints(self, stage: Stage) -> StageCheckpoints:
+    return StageCheckpoints(os.path.join(self.workdir, stage.name), self.cfg.keep_checkpoints)
+
+  def initial_state(self, stage: Stage, index: int, earlier: Mapping[str, Any]) -> Any:
+    return stage.init(stage_keys(self.cfg.seed)[index][0], earlier)
+
+  def restore_final(self, stage: Stage, index: int, earlier: Mapping[str, Any]
+                    ) -> tuple[Any, StageRecord]:
+    """The finished stage's state and record; a UserError if the stage has not finished or
+    was trained with other settings."""
+    checkpoints = self.checkpoints(stage)
+    if checkpoints.latest_step() != stage.num_steps:
+      raise UserError(f"{stage.name} stage in {self.workdir} has not finished (checkpoint at "
+                      f"step {checkpoints.latest_step()}, need {stage.num_steps}); run "
+                      f"experiments/run.py first")
+    check_stage_config(self.cfg, stage, checkpoints, stage.num_steps)
+    init = self.initial_state(stage, index, earlier)
+    state, _, saved = checkpoints.restore(stage.num_steps, abstract_like(init))
+    return state, StageRecord.from_checkpoint(saved)
+
+  def train(self, stage: Stage, index: int, earlier: Mapping[str, Any],
+            datasets: Mapping[str, steps.DeviceData], log: Log,
+            measure: Measure | None = None, on_log: Callable[[int, dict], None] | None = None
+            ) -> tuple[Any, Any, StageRecord, list[dict[str, float]]]:
+    """Trains `stage` to its last step (resuming its newest checkpoint); returns its state,
+    its frozen inputs, its record and the logged metrics."""
+    checkpoints = self.checkpoints(stage)
+    init = self.initial_state(stage, index, earlier)
+    latest = checkpoints.latest_step()
+    if latest is None:
+      state, record = init, StageRecord(0.0, "")
+    else:
+      state, _, saved = checkpoints.restore(latest, abstract_like(init))
+      record = StageRecord.from_checkpoint(saved)
+      log(f"[{stage.name}] resuming from the checkpoint at step {latest}")
+    state = self.placement.replicate(state)
+    frozen = self.placement.replicate(stage.frozen(earlier))
+    call = steps.make_stage_call(stage.step, {name: DATA[name] for name in stage.data},
+                                 self.cfg.batch_size, self.placement.shard_batch)
+    inputs = {name: datasets[name] for name in stage.data}
+    key = stage_keys(self.cfg.seed)[index][1]
+    run_chunk = lambda state, n: steps.run_calls(
+        lambda s, m: call(s, frozen, inputs, key, num_steps=m), state, n, self.steps_per_call)
+    measured = None if measure is None else (lambda state: measure(state, frozen))
+    state, record, history = _run_steps(stage.name, state, record, self.commit, run_chunk,
+                                        stage.num_steps, self.cfg, checkpoints, log,
+                                        on_log or (lambda step, metrics: None), measured)
+    return state, frozen, record, history
+
+
+def check_stage_config(cfg: Config, stage: Stage, checkpoints: StageCheckpoints,
+                       step: int) -> None:
+  """Refuses a checkpoint trained with other settings than `cfg` (each checkpoint carries
+  the config it was trained with), so a run never resumes, or reports, another run's model."""
+  saved = Config.from_json(checkpoints.saved_config(step))
+  diff = [k for k in stage.fields if getattr(saved, k) != getattr(cfg, k)]
+  if diff:
+    shown = ", ".join(f"{k}={getattr(saved, k)!r}" for k in diff[:3])
+    raise UserError(f"checkpoint {checkpoints.directory}/{step} was trained with other settings "
+                    f"({shown}); rerun with those settings, use another --workdir, or --fresh "
+                    f"to delete that run")
+
+
