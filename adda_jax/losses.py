@@ -1,4 +1,5 @@
-"""Losses of ADDA and its adversarial variants, on discriminator logits (source = 1).
+"""Losses of ADDA, its adversarial variants and its relatives, on discriminator logits
+(source = 1), plus gradient reversal (DANN) and MMD (DDC).
 
 With d = D(.) a logit and sigma the sigmoid, -log sigma(d) = softplus(-d) and
 -log(1 - sigma(d)) = softplus(d), which are the numerically stable forms used here.
@@ -13,9 +14,12 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+from jax import lax
 
 ADVERSARIAL_LOSSES = ("gan", "minimax", "confusion")
+MMD_KERNELS = ("gaussian", "multi")
 
 
 def classification_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -37,12 +41,73 @@ def discriminator_accuracy(source_logits: jax.Array, target_logits: jax.Array) -
   return 0.5 * ((source_logits > 0).mean() + (target_logits < 0).mean())
 
 
-def mapping_loss(target_logits: jax.Array, kind: str) -> jax.Array:
-  """The target encoder's adversarial loss (see the module docstring)."""
-  if kind == "gan":
-    return jax.nn.softplus(-target_logits).mean()
-  if kind == "minimax":
-    return -jax.nn.softplus(target_logits).mean()
+def mapping_loss(target_logits: jax.Array, kind: str,
+                 source_logits: jax.Array | None = None) -> jax.Array:
+  """The encoder's adversarial loss (see the module docstring) on the target representations,
+  plus, when the source representations come from a trained encoder too (tied or partly tied
+  weights), its mirror image on them: "gan" inverts their label as well (-E[log(1 - D(x_s))]),
+  "minimax" is then exactly -L_D, "confusion" pulls both towards 1/2."""
+  loss = _mapping_term(target_logits, kind, label=0)
+  if source_logits is not None:
+    loss = loss + _mapping_term(source_logits, kind, label=1)
+  return loss
+
+
+def _mapping_term(logits: jax.Array, kind: str, label: int) -> jax.Array:
+  """The mapping loss on representations whose true domain label is `label` (source = 1)."""
+  toward_source, toward_target = jax.nn.softplus(-logits), jax.nn.softplus(logits)
+  if kind == "gan":  # the inverted label
+    return (toward_source if label == 0 else toward_target).mean()
+  if kind == "minimax":  # minus D's own loss on them
+    return -(toward_target if label == 0 else toward_source).mean()
   if kind == "confusion":
-    return 0.5 * (jax.nn.softplus(-target_logits) + jax.nn.softplus(target_logits)).mean()
+    return 0.5 * (toward_source + toward_target).mean()
   raise ValueError(f"unknown adversarial loss {kind!r}; choose one of {ADVERSARIAL_LOSSES}")
+
+
+@jax.custom_vjp
+def reverse_gradient(x: jax.Array, scale: jax.Array) -> jax.Array:
+  """Gradient reversal (Ganin & Lempitsky 2015): identity forward, -scale x the gradient
+  backward; `scale` itself gets no gradient."""
+  return x
+
+
+def _reverse_forward(x, scale):
+  return x, scale
+
+
+def _reverse_backward(scale, g):
+  return -scale * g, jnp.zeros_like(scale)
+
+
+reverse_gradient.defvjp(_reverse_forward, _reverse_backward)
+
+
+def mmd2(source: jax.Array, target: jax.Array, kernel: str = "gaussian") -> jax.Array:
+  """Squared maximum mean discrepancy between two feature batches (biased V-statistic):
+  E k(s, s') + E k(t, t') - 2 E k(s, t), zero when the two batches are the same.
+
+  "gaussian": k(a, b) = exp(-|a - b|^2 / h) with h the median squared distance over all pairs
+  of the joint batch (the median heuristic). "multi" (DAN, Long et al. 2015): the mean of five
+  such kernels with h = m * 2^j, j = -2..2, m the mean squared pairwise distance (DAN's
+  released code). The bandwidth is a statistic of the batch, not a parameter: no gradient.
+  """
+  joint = jnp.concatenate([source, target])
+  sq = jnp.sum(joint ** 2, -1)
+  distances = jnp.maximum(sq[:, None] + sq[None, :] - 2 * joint @ joint.T, 0.0)
+  off_diagonal = distances[np.triu_indices(len(joint), k=1)]
+  if kernel == "gaussian":
+    bandwidths = [jnp.median(off_diagonal)]
+  elif kernel == "multi":
+    bandwidths = [jnp.mean(off_diagonal) * 2.0 ** j for j in range(-2, 3)]
+  else:
+    raise ValueError(f"unknown MMD kernel {kernel!r}; choose one of {MMD_KERNELS}")
+  gram = sum(jnp.exp(-distances / jnp.maximum(lax.stop_gradient(h), 1e-12))
+             for h in bandwidths) / len(bandwidths)
+  n = len(source)
+  return gram[:n, :n].mean() + gram[n:, n:].mean() - 2 * gram[:n, n:].mean()
+
+
+def domain_confusion_loss(logits: jax.Array) -> jax.Array:
+  """Cross-entropy between D's output and the uniform domain distribution (Tzeng et al. 2015)."""
+  return _mapping_term(logits, "confusion", label=0)
