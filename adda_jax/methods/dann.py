@@ -63,12 +63,7 @@ def adapt_stage(cfg: Config, nets: Networks) -> Stage:
                            "disc_accuracy": losses.discriminator_accuracy(s, t),
                            "reversal_weight": scale}
 
-    (_, metrics), (model_grads, disc_grads) = jax.value_and_grad(loss, has_aux=True)(
-        (state["model"], state["disc"]))
-    model, model_opt = joint.update(tx_model, state["model"], model_grads, state["model_opt"])
-    disc, disc_opt = joint.update(tx_disc, state["disc"], disc_grads, state["disc_opt"])
-    return ({"step": state["step"] + 1, "model": model, "model_opt": model_opt, "disc": disc,
-             "disc_opt": disc_opt}, metrics)
+    return joint.one_pass_step(loss, state, tx_model, tx_disc)
 
   return joint.stage(cfg, ("disc_hidden", "domain_weight"), init, step,
                      joint.shared_predictor, label="dann", watch=True)

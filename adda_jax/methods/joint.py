@@ -52,6 +52,18 @@ def update(tx, params: PyTree, grads: PyTree, opt: PyTree) -> tuple[PyTree, PyTr
   return optax.apply_updates(params, updates), opt
 
 
+def one_pass_step(loss, state: PyTree, tx_model, tx_disc) -> tuple[PyTree, dict]:
+  """Updates models and discriminators from one backward pass of `loss((model, disc)) ->
+  (value, metrics)`: the step of the methods whose game is played by gradient reversal
+  (DANN, CAN), where each side's gradient already points its own way."""
+  (_, metrics), (model_grads, disc_grads) = jax.value_and_grad(loss, has_aux=True)(
+      (state["model"], state["disc"]))
+  model, model_opt = update(tx_model, state["model"], model_grads, state["model_opt"])
+  disc, disc_opt = update(tx_disc, state["disc"], disc_grads, state["disc_opt"])
+  return ({"step": state["step"] + 1, "model": model, "model_opt": model_opt, "disc": disc,
+           "disc_opt": disc_opt}, metrics)
+
+
 def source_loss(nets: Networks, model: PyTree, features: jax.Array, labels: jax.Array):
   """Cross-entropy of C on the source features, and C's batch accuracy."""
   logits = nets.classifier.apply(model["classifier"], features)
