@@ -88,6 +88,7 @@ def _run_locked(cfg: Config, workdir: str, data: DataSource, fresh: bool,
   log(f"[data] {cfg.source} -> {cfg.target} ({data.source}); devices: {jax.devices()}")
   t = time.perf_counter()
   pair = load_pair(cfg, data)  # Before touching the workdir: bad data leaves it as it was.
+  _check_batch_size(cfg, pair, {name for stage in stages for name in stage.data})
   claim_workdir(cfg, workdir, fresh, _stage_names(cfg))
   if pretrained_checkpoint is not None:
     reuse_pretraining(pretrained_checkpoint, workdir, log)
@@ -130,6 +131,17 @@ def _run_locked(cfg: Config, workdir: str, data: DataSource, fresh: bool,
 def _new_summary(cfg: Config, commit: str, device: str) -> dict[str, Any]:
   return {"pair": cfg.pair, "seed": cfg.seed, "eval_split": cfg.eval_split, "commit": commit,
           "device": device, "config": cfg.to_json()}
+
+
+def _check_batch_size(cfg: Config, pair: PairData, names: set[str]) -> None:
+  """A batch larger than a training set it is drawn from is a typo, not a protocol: refused
+  before anything is compiled (a compile at batch 100,000 alone takes minutes and memory)."""
+  sizes = {"source": len(pair.source_train[0]), "target": len(pair.target_train[0]),
+           "target_labelled": len(pair.target_train[0])}
+  smallest = min(sizes[name] for name in names)
+  if cfg.batch_size > smallest:
+    raise UserError(f"--batch-size {cfg.batch_size} is larger than a training set of this run "
+                    f"({smallest} images); use at most {smallest}")
 
 
 def _device_datasets(pair: PairData, placement: Placement, names: set[str]

@@ -128,6 +128,8 @@ def main() -> None:
                       help="cells at a time (default: one per core)")
   parser.add_argument("--root", default=os.path.join("runs", "sweep"))
   parser.add_argument("--results", default=os.path.join("results", "methods_cpu.csv"))
+  parser.add_argument("--table", default=os.path.join("results", "methods"),
+                      help="writes TABLE.md and TABLE.png from --results at the end")
   parser.add_argument("--raw-dir")
   parser.add_argument("--data-dir")
   parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
@@ -142,7 +144,7 @@ def main() -> None:
     return
   failed = run(all_cells, args)
   if os.path.exists(args.results):
-    method_table.main([args.results])
+    method_table.main([args.results, "--out", args.table])
   if failed:
     sys.exit(f"[sweep] {len(failed)} cells failed: {', '.join(failed)}")
 

@@ -194,6 +194,15 @@ def test_checkpoint_whose_data_cannot_be_read_is_one_line(raw_dir, finished_run,
   assert f"checkpoint {workdir}/adapt/120 is corrupt" in result.stderr
 
 
+def test_batch_larger_than_a_training_set_is_refused_up_front(raw_dir, tmp_path):
+  result = subprocess.run(cli_run(raw_dir, str(tmp_path / "run"), "--batch-size", "100000"),
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr[-2000:]
+  assert "--batch-size 100000 is larger than a training set of this run (96 images)" in \
+      result.stderr
+  assert not (tmp_path / "run").exists()
+
+
 def test_out_of_memory_is_one_line(raw_dir, tmp_path, monkeypatch):
   import jax
 
