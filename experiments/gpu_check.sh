@@ -7,7 +7,10 @@
 #                SWEEP=protocols: paper, logits, full, full_logits;
 #                SWEEP=authors: simultaneous, authors (the released code's whole protocol);
 #                SWEEP=pretraining: paper, caffe_lenet, caffe_solver, caffe_lenet_caffe_solver;
-#                VARIANTS and SEEDS (default "0 1 2") override the lists
+#                VARIANTS and SEEDS (default "0 1 2") override the lists;
+#                SWEEP=methods: experiments/sweep.py (every method, SWEEP_PAIRS, SEEDS "0-2",
+#                VARIANTS), rows in methods.csv (mnist_m.tar.gz, 134 MB, is over what a
+#                device call carries: MNIST-M stays on CPU)
 # PARTS picks them (default "bench timed sweep", SWEEP=protocols).
 #
 # The GPU host has JAX with CUDA but no TFDS/TensorFlow and no network, and ../shared does not
@@ -66,6 +69,16 @@ if has determinism; then
   timed_run "$out/determinism.txt"
 fi
 has sweep || exit 0
+
+if [ "$sweep_kind" = methods ]; then  # The method table; stage 1 once per pair and seed.
+  timeout "$sweep_seconds" python3 experiments/sweep.py --pairs ${SWEEP_PAIRS:-mnist_usps usps_mnist} \
+    --seeds "${SEEDS:-0-2}" --jobs "${PARALLEL:-4}" --root /tmp/gpu/methods \
+    --results "$out/methods.csv" --table "$out/methods" --raw-dir .gpu_data \
+    ${VARIANTS:+--variants $VARIANTS} \
+    --extra --data-source raw --pretrain-steps "$steps" --adapt-steps "$steps" 2>&1 \
+    | tee "$out/methods.txt"
+  exit 0
+fi
 
 # PARALLEL runs at a time on the one GPU, USPS->MNIST first.
 sweep() {
