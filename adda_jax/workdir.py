@@ -107,7 +107,7 @@ def read_config(workdir: str) -> Config:
     with open(path) as f:
       return Config.from_json(json.load(f)).validate()
   except (OSError, ValueError, TypeError, KeyError, UserError) as e:
-    raise UserError(f"{path} is unreadable or not an adda_jax config ({e}); use another "
-                    f"--workdir, or --fresh to start over")
+    raise UserError(f"{path} is unreadable or not an adda_jax config ({e}); fix that file, "
+                    f"or start over in another --workdir (run.py --fresh deletes the run)")
 
 
