@@ -46,7 +46,7 @@ LABELS = {
     "can": "CAN",
     "target_oracle": "target oracle (reads target labels: upper bound)",
 }
-PROTOCOL = ("image_size", "channels", "pixel_scale", "source_subset", "target_subset",
+PROTOCOL = ("image_size", "channels", "pixel_scale", "source_subset",
             "pretrain_steps", "eval_split", "conv_relu", "pretrain_solver")
 
 
@@ -64,7 +64,9 @@ def variant(row: dict) -> str:
 
 
 def column(row: dict) -> tuple:
-  """A pair under one protocol: rows of other protocols never pool."""
+  """A pair under one protocol: rows of other protocols never pool. (Stage-2 fields such as
+  target_subset are blank on source-only rows, so they are left out; --full-sets changes
+  source_subset too.)"""
   return (row["pair"], *(row.get(k, "") for k in PROTOCOL))
 
 
@@ -127,16 +129,17 @@ def plot(data: dict, path: str) -> None:
       mean = statistics.mean(values)
       std = statistics.stdev(values) if len(values) > 1 else 0.0
       color = "tab:gray" if v in ("source_only", "target_oracle") else "tab:blue"
-      ax.barh(i, mean, xerr=std, color=color, alpha=0.8, capsize=3)
-      ax.text(mean + std + 0.8, i, f"{mean:.1f} ({len(values)})", va="center", fontsize=8)
+      ax.barh(i, mean, xerr=std or None, color=color, alpha=0.8, capsize=3)
       published = PUBLISHED.get(c[0], {}).get(v)
       if published is not None:
         ax.plot(published, i, "k|", markersize=14, markeredgewidth=2)
+      ax.text(max(mean + std, published or 0) + 0.8, i, f"{mean:.1f} ({len(values)})",
+              va="center", fontsize=8)
     ax.set_title(column_label(c, columns))
     ax.set_xlim(left, 104)
     ax.set_yticks(range(len(variants)), [LABELS.get(v, v).split(" (reads")[0]
                                          for v in variants])
-    ax.invert_yaxis()
+  axes[0][0].invert_yaxis()  # Shared by every panel: the table's order, top to bottom.
   fig.supxlabel("target test accuracy (%): mean ± std over seeds (number of seeds); "
                 "| = published")
   fig.tight_layout()
