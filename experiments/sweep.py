@@ -39,10 +39,19 @@ INDEPENDENT = ("target_oracle",)  # Cells with no source pretraining to wait for
 def seeds(text: str) -> list[int]:
   """"0-2,5" -> [0, 1, 2, 5]."""
   out = []
-  for part in text.split(","):
-    low, _, high = part.partition("-")
-    out += list(range(int(low), int(high or low) + 1))
+  try:
+    for part in text.split(","):
+      low, _, high = part.partition("-")
+      out += list(range(int(low), int(high or low) + 1))
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"{text!r} is not a seed list such as 0-2 or 0,3,5")
   return out
+
+
+def positive(text: str) -> int:
+  if not text.isdigit() or int(text) < 1:
+    raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+  return int(text)
 
 
 def cells(pairs, seed_list, variants, root):
@@ -116,11 +125,11 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--pairs", nargs="+", default=["mnist_usps", "usps_mnist"])
-  parser.add_argument("--seeds", default="0-2", help="e.g. 0-2 or 0,3,5")
+  parser.add_argument("--seeds", type=seeds, default="0-2", help="e.g. 0-2 or 0,3,5")
   parser.add_argument("--variants", nargs="+", default=list(VARIANTS),
                       choices=list(VARIANTS), metavar="VARIANT",
                       help=f"in order of priority; default all: {', '.join(VARIANTS)}")
-  parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+  parser.add_argument("--jobs", type=positive, default=os.cpu_count() or 1,
                       help="cells at a time (default: one per core)")
   parser.add_argument("--root", default=os.path.join("runs", "sweep"))
   parser.add_argument("--results", default=os.path.join("results", "methods_cpu.csv"))
@@ -133,7 +142,7 @@ def main() -> None:
   parser.add_argument("--dry-run", action="store_true", help="print the commands only")
   args = parser.parse_args()
   variants = list(dict.fromkeys([PRETRAINING, *args.variants]))
-  all_cells = cells(args.pairs, seeds(args.seeds), variants, args.root)
+  all_cells = cells(args.pairs, args.seeds, variants, args.root)
   if args.dry_run:
     for cell in all_cells:
       print(("# finished: " if finished(cell[3]) else "") + " ".join(command(cell, args)))

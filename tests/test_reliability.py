@@ -15,6 +15,7 @@ from adda_jax import runner, train
 from adda_jax.checkpoint import StageCheckpoints
 from adda_jax.data.loading import DataSource
 from adda_jax.errors import UserError
+from adda_jax.results import join_commits
 from tests.test_train import ROOT, tiny
 
 
@@ -168,7 +169,7 @@ def test_evaluate_writes_rows_without_a_summary(raw_dir, finished_run, tmp_path)
     rows = list(csv.DictReader(f))
   assert [r["method"] for r in rows] == ["source_only", "adda"]
   assert float(rows[1]["target_accuracy"]) == summary["adda_accuracy"]
-  assert rows[1]["commit"] == summary["adapt_commit"].replace("-dirty", "-dirty")
+  assert rows[1]["commit"] == join_commits(summary["pretrain_commit"], summary["adapt_commit"])
 
 
 def test_evaluate_refuses_a_wrongly_typed_config(raw_dir, finished_run, tmp_path):
