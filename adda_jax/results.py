@@ -104,10 +104,11 @@ def check_file(path: str) -> None:
   if not os.access(existing, os.W_OK):
     raise UserError(f"--results {path}: cannot create a file in {existing}; pass a writable "
                     f"path")
-  if existing == folder:  # Try the create itself: some folders (/proc, say) refuse new files.
+  if existing == folder:  # Try a create beside it: some folders (/proc, say) refuse new files.
+    probe = f"{path}.{os.getpid()}.probe"  # Not `path` itself: a concurrent run may create it.
     try:
-      os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-      os.remove(path)
+      os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+      os.remove(probe)
     except OSError as e:
       raise UserError(f"--results {path}: cannot create the file ({e.strerror}); pass a "
                       f"writable path")

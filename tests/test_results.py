@@ -108,6 +108,16 @@ def test_results_path_is_checked_before_training(tmp_path, make, message):
   assert sorted(os.listdir(tmp_path)) == before
 
 
+def test_check_leaves_no_file_behind_and_accepts_one_another_run_created(tmp_path):
+  """The writability probe uses its own name, never the results path: two runs starting
+  together used to trip over each other's probe (one saw the file exist and was refused)."""
+  path = tmp_path / "new.csv"
+  results.check_file(str(path))
+  path.write_text(",".join(results.COLUMNS) + "\n")  # the other run's first append
+  results.check_file(str(path))
+  assert sorted(os.listdir(tmp_path)) == ["new.csv"]
+
+
 def test_a_folder_that_refuses_new_files_is_reported(tmp_path):
   with pytest.raises(UserError, match="cannot create the file"):
     results.check_file("/proc/adda_results.csv")
