@@ -9,8 +9,9 @@
 #                SWEEP=pretraining: paper, caffe_lenet, caffe_solver, caffe_lenet_caffe_solver;
 #                VARIANTS and SEEDS (default "0 1 2") override the lists;
 #                SWEEP=methods: experiments/sweep.py (every method, SWEEP_PAIRS, SEEDS "0-2",
-#                VARIANTS), rows in methods.csv (mnist_m.tar.gz, 134 MB, is over what a
-#                device call carries: MNIST-M stays on CPU)
+#                VARIANTS, EXTRA flags such as --rgb32), rows appended to
+#                /tmp/gpu/methods.csv, which lasts while the machine stays warm; a copy of it
+#                and its table come back in methods.csv/.md/.png
 # PARTS picks them (default "bench timed sweep", SWEEP=protocols).
 #
 # The GPU host has JAX with CUDA but no TFDS/TensorFlow and no network, and ../shared does not
@@ -18,6 +19,14 @@
 #   mkdir -p .gpu_data && cp -r ../shared/data/mnist ../shared/data/usps .gpu_data/
 #   cp ../shared/bench/torch_adda_reference.py .gpu_data/      # optional: PyTorch CUDA figures
 # then run with the device tool: command "bash experiments/gpu_check.sh", carry [".gpu_data"].
+# MNIST-M (mnist_m.tar.gz, 134 MB) is over what one call carries (64 MiB): split it into
+# .gpu_mnistm_1/ .gpu_mnistm_2/ ... (git-ignored) with its sha256 beside,
+#   for i in 1 2 3; do mkdir -p .gpu_mnistm_$i; done
+#   split -n 3 -d ../shared/data/mnist_m/mnist_m.tar.gz part- && for i in 0 1 2; do
+#     mv part-0$i .gpu_mnistm_$((i + 1))/; done
+#   (cd ../shared/data/mnist_m && sha256sum mnist_m.tar.gz) >.gpu_mnistm_1/SHA256SUMS
+# carry one folder per call on a warm machine (what earlier calls left stays there); the
+# script joins the parts into .gpu_data/mnist_m/ once all have arrived and the sum matches.
 # That copy's .git may not be the commit sent: set ADDA_COMMIT=<hash> to record the right one.
 # Use the host's own flax/optax/orbax: flax 0.12.8 (our CPU pin) does not import on jax 0.11.
 # Figures go to $OUT (default ./gpu_out): gpu.txt, bench.txt, torch_cuda.txt, run.txt,
@@ -70,13 +79,28 @@ if has determinism; then
 fi
 has sweep || exit 0
 
+join_mnistm() {  # The parts carried by earlier calls, joined once the checksum matches.
+  local whole=.gpu_data/mnist_m/mnist_m.tar.gz
+  [ -f "$whole" ] || ! ls .gpu_mnistm_*/part-* >/dev/null 2>&1 && return
+  mkdir -p .gpu_data/mnist_m
+  cat $(ls .gpu_mnistm_*/part-* | sort -t- -k2) >"$whole.tmp"
+  if (cd .gpu_data/mnist_m && sed 's/mnist_m.tar.gz$/mnist_m.tar.gz.tmp/' \
+      "$OLDPWD"/.gpu_mnistm_1/SHA256SUMS | sha256sum -c --quiet); then
+    mv "$whole.tmp" "$whole" && echo "MNIST-M joined"
+  else
+    rm -f "$whole.tmp"; echo "MNIST-M: $(ls .gpu_mnistm_*/part-* | wc -l) parts here, not whole yet"
+  fi
+}
 if [ "$sweep_kind" = methods ]; then  # The method table; stage 1 once per pair and seed.
+  join_mnistm 2>&1 | tee -a "$out/gpu.txt"
   timeout "$sweep_seconds" python3 experiments/sweep.py --pairs ${SWEEP_PAIRS:-mnist_usps usps_mnist} \
     --seeds "${SEEDS:-0-2}" --jobs "${PARALLEL:-4}" --root /tmp/gpu/methods \
-    --results "$out/methods.csv" --table "$out/methods" --raw-dir .gpu_data \
+    --results /tmp/gpu/methods.csv --table "$out/methods" --raw-dir .gpu_data \
     ${VARIANTS:+--variants $VARIANTS} \
-    --extra --data-source raw --pretrain-steps "$steps" --adapt-steps "$steps" 2>&1 \
+    --extra --data-source raw --pretrain-steps "$steps" --adapt-steps "$steps" ${EXTRA:-} 2>&1 \
     | tee "$out/methods.txt"
+  cp /tmp/gpu/methods.csv "$out/" 2>/dev/null
+  find /tmp/gpu/methods -name '*.log' -print0 | tar -czf "$out/methods_logs.tar.gz" --null -T -
   exit 0
 fi
 
