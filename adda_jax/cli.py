@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import Callable
 
 from adda_jax.configs import PAIRS, get_config
 from adda_jax.config import Config
-from adda_jax.data.loading import RAW_DIR_ENV, DataSource
+from adda_jax.data import domains
+from adda_jax.data.loading import DOMAINS, RAW_DIR_ENV, DataSource
 from adda_jax.errors import UserError
 from adda_jax.methods import REGISTRY
 
@@ -39,22 +41,39 @@ def data_source(args: argparse.Namespace) -> DataSource:
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
-  parser.add_argument("--pair", required=True, metavar="PAIR",
-                      help=f"adaptation pair, one of: {', '.join(PAIRS)}")
-  parser.add_argument("--workdir", default=None,
-                      help="run folder for checkpoints and summary (default runs/PAIR/seedN)")
-  parser.add_argument("--fresh", action="store_true",
-                      help="delete the run in --workdir and start over")
-  parser.add_argument("--distributed", action="store_true",
-                      help="multi-host: call jax.distributed.initialize() first (cluster "
-                           "settings from the environment, e.g. on a TPU pod); untested here")
-  parser.add_argument("--pretrained-from", default=None, metavar="WORKDIR",
-                      help="reuse the finished stage 1 of the run in WORKDIR (same pair, seed "
-                           "and pretraining settings): for sweeps over stage-2 settings")
-  parser.add_argument("--results", default=None, metavar="CSV",
-                      help="append this run's rows to a results CSV (e.g. results/digits.csv)")
+  group = parser.add_argument_group(
+      "what to adapt (one of: --pair; --source and --target; --config)")
+  group.add_argument("--pair", metavar="PAIR",
+                     help=f"a preset with the paper's protocol: {', '.join(PAIRS)}")
+  group.add_argument("--source", metavar="DOMAIN",
+                     help=f"your own source domain: a built-in one ({', '.join(DOMAINS)}), a "
+                          f"folder with train/<class>/*.png and test/<class>/*.png, or a TFDS "
+                          f"dataset name with image and label features (e.g. cifar10)")
+  group.add_argument("--target", metavar="DOMAIN",
+                     help="your own target domain, as --source; classes are matched by name")
+  group.add_argument("--config", metavar="CONFIG_JSON",
+                     help="repeat a run from its saved config (WORKDIR/config.json); flags "
+                          "below override it")
+  group = parser.add_argument_group("the run")
+  group.add_argument("--workdir", default=None,
+                     help="run folder for checkpoints, metrics and report (default "
+                          "runs/PAIR/seedN)")
+  group.add_argument("--fresh", action="store_true",
+                     help="delete the run in --workdir and start over")
+  group.add_argument("--results", default=None, metavar="CSV",
+                     help="append this run's rows to a results CSV (e.g. results/digits.csv)")
+  group.add_argument("--pretrained-from", default=None, metavar="WORKDIR",
+                     help="reuse the finished stage 1 of the run in WORKDIR (same pair, seed "
+                          "and pretraining settings): for sweeps over stage-2 settings")
+  group.add_argument("--no-pictures", action="store_true",
+                     help="skip the t-SNE, curves and confusion-matrix pictures at the end "
+                          "(report.md is still written)")
+  group.add_argument("--distributed", action="store_true",
+                     help="multi-host: call jax.distributed.initialize() first (cluster "
+                          "settings from the environment, e.g. on a TPU pod); untested here")
   methods = "; ".join(f"{m.name}: {m.summary}" for m in REGISTRY.values())
-  group = parser.add_argument_group("overrides of the pair's preset (see adda_jax/config.py)")
+  group = parser.add_argument_group("method and protocol: overrides of the preset or config "
+                                    "(see adda_jax/config.py)")
   group.add_argument("--method", help=f"default adda. {methods}")
   group.add_argument("--seed", type=int, help="seeds initialisation and batch order (default 0)")
   group.add_argument("--pretrain-steps", type=int, help="stage 1 steps (default 10000)")
@@ -102,8 +121,38 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
   add_data_flags(parser)
 
 
+def base_config(args: argparse.Namespace) -> Config:
+  """The preset, the saved config, or a config for your own two domains (defaults of
+  adda_jax/config.py: full sets, 28x28 gray unless --rgb32 or --image-size)."""
+  given = [name for name, value in (("--pair", args.pair), ("--config", args.config))
+           if value] + (["--source/--target"] if args.source or args.target else [])
+  if len(given) != 1:
+    raise UserError(f"say what to adapt with exactly one of --pair PRESET, --source and "
+                    f"--target, or --config FILE (got {', '.join(given) or 'none'}); see --help")
+  if args.pair:
+    return get_config(args.pair)
+  if args.config:
+    return read_config_file(args.config)
+  if not (args.source and args.target):
+    raise UserError("--source and --target go together: give both domains")
+  classes = domains.matched_classes(args.source, args.target, data_source(args))
+  return Config(pair=f"{domains.short_name(args.source)}_{domains.short_name(args.target)}",
+                source=args.source, target=args.target, class_names=classes)
+
+
+def read_config_file(path: str) -> Config:
+  try:
+    with open(path) as f:
+      data = json.load(f)
+    return Config.from_json(data)
+  except OSError as e:
+    raise UserError(f"cannot read --config {path} ({e.strerror})")
+  except (ValueError, TypeError, KeyError, AttributeError) as e:
+    raise UserError(f"--config {path} is not a run's config.json ({type(e).__name__}: {e})")
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
-  cfg = get_config(args.pair)
+  cfg = base_config(args)
   names = ("method", "seed", "pretrain_solver", "pretrain_steps", "adapt_steps", "batch_size",
            "pretrain_lr", "adapt_lr", "adversarial_loss", "adapt_update", "disc_input",
            "sharing", "domain_weight", "mmd_kernel", "mmd_weight", "eval_split", "image_size",

@@ -44,6 +44,7 @@ import typing
 from typing import Any
 
 from adda_jax.errors import UserError
+from adda_jax.data.domains import DIGITS
 from adda_jax.losses import ADVERSARIAL_LOSSES, MMD_KERNELS
 from adda_jax.methods import REGISTRY, stages_for
 from adda_jax.methods.adda import SHARINGS
@@ -62,8 +63,9 @@ BOOKKEEPING_FIELDS = ("log_every", "checkpoint_every", "keep_checkpoints", "moni
 class Config:
   """Everything that determines a run's result (plus how it is logged and checkpointed)."""
   pair: str
-  source: str
+  source: str  # A built-in domain, an image folder or a TFDS name (adda_jax/data/domains.py).
   target: str
+  class_names: tuple[str, ...] = DIGITS  # The source's classes; the target's are matched.
   method: str = "adda"
   seed: int = 0
   # Data protocol.
@@ -111,7 +113,8 @@ class Config:
   @classmethod
   def from_json(cls, data: dict[str, Any]) -> "Config":
     # Runs saved before a field existed used its default.
-    data = {**data, "disc_hidden": tuple(data["disc_hidden"])}
+    data = {**data, "disc_hidden": tuple(data["disc_hidden"]),
+            "class_names": tuple(data.get("class_names", DIGITS))}
     return cls(**data)
 
   def result_fields(self) -> dict[str, Any]:
@@ -164,6 +167,8 @@ class Config:
     if self.image_size < 16 or self.image_size % 4:
       raise UserError(f"--image-size must be a multiple of 4 and at least 16 for LeNet (two "
                       f"5x5 convolutions, each followed by a 2x2 pool), got {self.image_size}")
+    if len(set(self.class_names)) != len(self.class_names) or len(self.class_names) < 2:
+      raise UserError(f"a run needs at least two distinct classes, got {self.class_names}")
     if any(h <= 0 for h in self.disc_hidden):
       raise UserError(f"discriminator hidden sizes must be positive integers, "
                       f"got {self.disc_hidden}")

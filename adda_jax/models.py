@@ -64,10 +64,10 @@ class LeNetEncoder(nnx.Module):
 
 
 class Classifier(nnx.Module):
-  """Linear classifier C: features [N, 500] -> logits [N, 10]."""
+  """Linear classifier C: features [N, 500] -> logits [N, num_classes] (10 digits)."""
 
-  def __init__(self, *, rngs: nnx.Rngs):
-    self.fc = nnx.Linear(FEATURES, NUM_CLASSES, rngs=rngs)
+  def __init__(self, num_classes: int = NUM_CLASSES, *, rngs: nnx.Rngs):
+    self.fc = nnx.Linear(FEATURES, num_classes, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return self.fc(x)
@@ -117,12 +117,13 @@ class Networks:
 
 
 def make_networks(image_size: int, channels: int, disc_input: str,
-                  disc_hidden: tuple[int, ...], conv_relu: bool = True) -> Networks:
-  disc_in = {"features": FEATURES, "logits": NUM_CLASSES}[disc_input]
+                  disc_hidden: tuple[int, ...], conv_relu: bool = True,
+                  num_classes: int = NUM_CLASSES) -> Networks:
+  disc_in = {"features": FEATURES, "logits": num_classes}[disc_input]
   return Networks(
       encoder=PureModule(lambda rngs: LeNetEncoder(image_size, channels, conv_relu,
                                                    rngs=rngs)),
-      classifier=PureModule(lambda rngs: Classifier(rngs=rngs)),
+      classifier=PureModule(lambda rngs: Classifier(num_classes, rngs=rngs)),
       discriminator=discriminator(disc_in, disc_hidden),
   )
 

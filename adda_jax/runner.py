@@ -26,6 +26,7 @@ from adda_jax.checkpoint import StageCheckpoints, abstract_like
 from adda_jax.config import Config
 from adda_jax.errors import UserError
 from adda_jax.methods.base import DATA, Stage
+from adda_jax.progress import Progress
 from adda_jax.results import join_commits
 
 Log = Callable[[str], None]
@@ -217,10 +218,12 @@ class StageRunner:
 
   def train(self, stage: Stage, index: int, earlier: Mapping[str, Any],
             datasets: Mapping[str, steps.DeviceData], log: Log,
-            measure: Measure | None = None, on_log: Callable[[int, dict], None] | None = None
+            measure: Measure | None = None, on_log: Callable[[int, dict], None] | None = None,
+            progress: Progress | None = None
             ) -> tuple[Any, Any, StageRecord, list[dict[str, float]]]:
     """Trains `stage` to its last step (resuming its newest checkpoint); returns its state,
-    its frozen inputs, its record and the logged metrics."""
+    its frozen inputs, its record and the logged metrics. `progress` draws a live bar."""
+    progress = progress or Progress(enabled=False)
     checkpoints = self.checkpoints(stage)
     init = self.initial_state(stage, index, earlier)
     latest = checkpoints.latest_step()
@@ -237,11 +240,13 @@ class StageRunner:
     inputs = {name: datasets[name] for name in stage.data}
     key = stage_keys(self.cfg.seed)[index][1]
     run_chunk = lambda state, n: steps.run_calls(
-        lambda s, m: call(s, frozen, inputs, key, num_steps=m), state, n, self.steps_per_call)
+        lambda s, m: call(s, frozen, inputs, key, num_steps=m), state, n, self.steps_per_call,
+        progress.advance)
     measured = None if measure is None else (lambda state: measure(state, frozen))
-    state, record, history = _run_steps(stage.name, state, record, self.commit, run_chunk,
-                                        stage.num_steps, self.cfg, checkpoints, log,
-                                        on_log or (lambda step, metrics: None), measured)
+    with progress.stage(stage.name, stage.num_steps, int(state["step"])):
+      state, record, history = _run_steps(stage.name, state, record, self.commit, run_chunk,
+                                          stage.num_steps, self.cfg, checkpoints, log,
+                                          on_log or (lambda step, metrics: None), measured)
     return state, frozen, record, history
 
 

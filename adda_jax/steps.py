@@ -138,14 +138,18 @@ def _repeat(step_fn: Callable[[PyTree], tuple[PyTree, dict]], state: PyTree, num
 
 
 def run_calls(call: Callable[[PyTree, int], tuple[PyTree, dict]], state: PyTree,
-              num_steps: int, steps_per_call: int) -> tuple[PyTree, dict]:
-  """Advances `state` by num_steps through `call`; returns metrics averaged over the steps."""
+              num_steps: int, steps_per_call: int,
+              after_call: Callable[[PyTree, int], None] | None = None) -> tuple[PyTree, dict]:
+  """Advances `state` by num_steps through `call`; returns metrics averaged over the steps.
+  `after_call(state, n)` sees each call's result (the progress bar)."""
   totals, left = None, num_steps
   while left > 0:
     n = min(steps_per_call, left)
     state, sums = call(state, n)
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
     left -= n
+    if after_call is not None:
+      after_call(state, n)
   return state, jax.tree.map(lambda t: t / num_steps, totals)
 
 

@@ -16,14 +16,17 @@ from typing import Any, Callable
 
 import jax
 
-from adda_jax import steps, storage
+from adda_jax import report, steps, storage
 from adda_jax.config import Config
+from adda_jax.data import domains
 from adda_jax.data.loading import DataSource
 from adda_jax.data.pairs import PairData, load_pair
 from adda_jax.errors import UserError
 from adda_jax.methods import REGISTRY, stages_for
 from adda_jax.methods.base import Stage
+from adda_jax.metrics import MetricsWriter
 from adda_jax.models import make_networks
+from adda_jax.progress import Progress
 from adda_jax.results import device_name, git_commit
 from adda_jax.runner import CollapseWatch, Placement, StageRunner, accuracy
 from adda_jax.workdir import (CONFIG_FILE, LOCK_FILE, SUMMARY_FILE, check_workdir,
@@ -36,9 +39,13 @@ def _print(message: str) -> None:
   print(message, flush=True)
 
 
+def _networks(cfg: Config):
+  return make_networks(cfg.image_size, cfg.channels, cfg.disc_input, cfg.disc_hidden,
+                       cfg.conv_relu, len(cfg.class_names))
+
+
 def _predict(cfg: Config):
-  return steps.make_predict(make_networks(cfg.image_size, cfg.channels, cfg.disc_input,
-                                          cfg.disc_hidden, cfg.conv_relu))
+  return steps.make_predict(_networks(cfg))
 
 
 def _stage_names(cfg: Config) -> set[str]:
@@ -47,9 +54,11 @@ def _stage_names(cfg: Config) -> set[str]:
 
 
 def run(cfg: Config, workdir: str, data: DataSource, *, fresh: bool = False,
-        pretrained_from: str | None = None, log: Log = _print) -> dict[str, Any]:
+        pretrained_from: str | None = None, log: Log = _print, pictures: bool = False,
+        progress: Progress | None = None) -> dict[str, Any]:
   """Trains the method's stages (reusing the stage 1 of the run in `pretrained_from`),
-  measures each stage's model on the target; returns (and saves) the summary.
+  measures each stage's model on the target; returns (and saves) the summary, and writes
+  report.md (with its pictures if `pictures`). `progress` draws live bars on a terminal.
 
   The run holds `workdir`'s lock throughout: a second run into the same folder is refused in
   one line naming the holder. A folder this call created is removed again if the run fails
@@ -70,7 +79,8 @@ def run(cfg: Config, workdir: str, data: DataSource, *, fresh: bool = False,
       lambda holder: f"{workdir} is in use by another run ({holder}); wait for it to finish, "
                      f"or pass another --workdir"):
     try:
-      return _run_locked(cfg, workdir, data, fresh, pretrained_from, log)
+      return _run_locked(cfg, workdir, data, fresh, pretrained_from, log, pictures,
+                         progress or Progress(enabled=False))
     except BaseException:
       if created and not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
         shutil.rmtree(workdir, ignore_errors=True)
@@ -78,14 +88,18 @@ def run(cfg: Config, workdir: str, data: DataSource, *, fresh: bool = False,
 
 
 def _run_locked(cfg: Config, workdir: str, data: DataSource, fresh: bool,
-                pretrained_from: str | None, log: Log) -> dict[str, Any]:
+                pretrained_from: str | None, log: Log, pictures: bool,
+                progress: Progress) -> dict[str, Any]:
+  log = progress.wrap(log)
   commit = git_commit()
   stages = stages_for(cfg)
   runner = StageRunner(cfg, workdir, Placement.over_all_devices(cfg.batch_size), commit)
   check_workdir(cfg, workdir, stages, fresh)
   pretrained_checkpoint = (finished_pretraining(cfg, stages, pretrained_from)
                            if pretrained_from is not None else None)
-  log(f"[data] {cfg.source} -> {cfg.target} ({data.source}); devices: {jax.devices()}")
+  kinds = {domains.kind(cfg.source), domains.kind(cfg.target)}
+  via = f" ({data.source})" if "digits" in kinds else ""
+  log(f"[data] {cfg.source} -> {cfg.target}{via}; devices: {jax.devices()}")
   t = time.perf_counter()
   pair = load_pair(cfg, data)  # Before touching the workdir: bad data leaves it as it was.
   _check_batch_size(cfg, pair, {name for stage in stages for name in stage.data})
@@ -109,11 +123,21 @@ def _run_locked(cfg: Config, workdir: str, data: DataSource, fresh: bool,
   # Training sets go to the device once and serve every stage.
   datasets = _device_datasets(pair, runner.placement, {n for s in stages for n in s.data})
   earlier: dict[str, Any] = {}
+  finished: list[report.FinishedStage] = []
+  writer = MetricsWriter(workdir, log)
   for index, stage in enumerate(stages):
     watch = CollapseWatch(log, stage.name) if stage.watch_discriminator else None
+
+    def on_log(step: int, metrics: dict[str, float], stage=stage, watch=watch) -> None:
+      writer.write(stage.name, step, metrics)
+      progress.show(metrics)
+      if watch is not None:
+        watch(step, metrics)
+
     state, frozen, record, summary[f"{stage.name}_history"] = runner.train(
-        stage, index, earlier, datasets, log, monitor(stage), watch)
+        stage, index, earlier, datasets, log, monitor(stage), on_log, progress)
     earlier[stage.name] = state
+    finished.append(report.FinishedStage(stage, state, frozen))
     summary[f"{stage.name}_seconds"], summary[f"{stage.name}_commit"] = (record.train_seconds,
                                                                         record.commit)
     if watch is not None:
@@ -125,6 +149,8 @@ def _run_locked(cfg: Config, workdir: str, data: DataSource, fresh: bool,
   if summary.get("discriminator_collapse"):
     log(f"[summary] discriminator collapse reported: {summary['discriminator_collapse']}")
   storage.write_json_atomic(os.path.join(workdir, SUMMARY_FILE), summary, "the summary")
+  writer.close()
+  report.write(workdir, cfg, summary, _networks(cfg), pair, finished, pictures, log)
   return summary
 
 

@@ -15,6 +15,8 @@ from adda_jax.checkpoint import StageCheckpoints
 from adda_jax.config import Config
 from adda_jax.errors import UserError
 from adda_jax.methods.base import Stage
+from adda_jax.metrics import METRICS_FILE, TENSORBOARD_DIR
+from adda_jax.report import PICTURES, REPORT_FILE
 from adda_jax.runner import check_stage_config
 
 CONFIG_FILE = "config.json"
@@ -44,13 +46,14 @@ def check_workdir(cfg: Config, workdir: str, stages: list[Stage], fresh: bool) -
 
 def claim_workdir(cfg: Config, workdir: str, fresh: bool, stage_names: set[str]) -> None:
   """Writes `cfg` into `workdir`, first deleting the run there if `fresh` (its config, its
-  summary, and the checkpoint folders of `stage_names`: any method's stages)."""
+  summary, metrics, report and pictures, and the checkpoint folders of `stage_names`: any
+  method's stages)."""
   try:
     os.makedirs(workdir, exist_ok=True)
     if fresh:
-      for stage in stage_names:
-        shutil.rmtree(os.path.join(workdir, stage), ignore_errors=True)
-      for name in (CONFIG_FILE, SUMMARY_FILE):
+      for folder in (*stage_names, TENSORBOARD_DIR):
+        shutil.rmtree(os.path.join(workdir, folder), ignore_errors=True)
+      for name in (CONFIG_FILE, SUMMARY_FILE, METRICS_FILE, REPORT_FILE, *PICTURES):
         if os.path.exists(os.path.join(workdir, name)):
           os.remove(os.path.join(workdir, name))
   except OSError as e:

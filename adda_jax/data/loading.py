@@ -146,3 +146,63 @@ def _read_tfds(domain: str, raw_dir: str | None, data_dir: str | None) -> dict[s
     order = np.argsort(batch["index"]) if "index" in batch else slice(None)
     out[split] = (batch["image"][order], batch["label"][order].astype(np.int64))
   return out
+
+
+def _tfds_builder(name: str, data_dir: str | None):
+  """The TFDS catalog's builder for `name` ("cifar10", "fashion_mnist:3.0.1"), checked to
+  have what a domain needs: "image" and "label" features and train/test splits."""
+  try:
+    import tensorflow_datasets as tfds
+  except ImportError as e:
+    raise UserError(f"TFDS is not usable here ({e}), so domain {name!r} cannot be read; "
+                    f"install requirements.txt or give a folder (train/<class>/*.png)")
+  try:
+    builder = tfds.builder(name, data_dir=data_dir)
+  except Exception as e:  # DatasetNotFoundError and kin: the name is the user's typo.
+    raise UserError(f"domain {name!r} is neither a built-in domain ({', '.join(DOMAINS)}), a "
+                    f"folder, nor a TFDS dataset ({type(e).__name__})")
+  features = builder.info.features
+  if "image" not in features or "label" not in features:
+    raise UserError(f"TFDS dataset {name} has features {', '.join(features)}; a domain needs "
+                    f"'image' and 'label'")
+  if not hasattr(features["label"], "names"):
+    raise UserError(f"TFDS dataset {name}'s 'label' is not a class label")
+  return tfds, builder
+
+
+def tfds_class_names(name: str, data_dir: str | None) -> tuple[str, ...]:
+  with _quiet_tfds():
+    _, builder = _tfds_builder(name, data_dir)
+    return tuple(builder.info.features["label"].names)
+
+
+def load_tfds_dataset(name: str, data_dir: str | None) -> dict[str, Split]:
+  """A TFDS catalog dataset as a domain: downloaded and prepared once into `data_dir`."""
+  with _quiet_tfds():
+    tfds, builder = _tfds_builder(name, data_dir)
+    if not builder.is_prepared():
+      root = os.path.expanduser(data_dir or DEFAULT_DATA_DIR)
+      os.makedirs(root, exist_ok=True)
+      with storage.waiting_lock(os.path.join(root, PREPARE_LOCK)):
+        builder = _tfds_builder(name, data_dir)[1]
+        try:
+          builder.download_and_prepare()
+        except Exception as e:
+          reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+          raise UserError(f"preparing TFDS dataset {name} failed ({type(e).__name__}: "
+                          f"{reason}); offline, export it as a folder (train/<class>/*.png)")
+    shape = builder.info.features["image"].shape
+    if None in shape[:2]:
+      raise UserError(f"TFDS dataset {name} has images of varying size {shape}; export it "
+                      f"as a folder (train/<class>/*.png), which is resized image by image")
+    out = {}
+    for split in ("train", "test"):
+      try:
+        dataset = builder.as_dataset(split=split, batch_size=_READ_CHUNK)
+      except (ValueError, KeyError) as e:
+        raise UserError(f"TFDS dataset {name} has no {split!r} split ({type(e).__name__}); "
+                        f"a domain needs train and test splits")
+      chunks = list(tfds.as_numpy(dataset))
+      out[split] = (np.concatenate([c["image"] for c in chunks]),
+                    np.concatenate([c["label"] for c in chunks]).astype(np.int64))
+    return out

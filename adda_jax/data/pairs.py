@@ -6,7 +6,8 @@ import dataclasses
 import numpy as np
 
 from adda_jax.config import Config
-from adda_jax.data.loading import DataSource, load_domain
+from adda_jax.data import domains
+from adda_jax.data.loading import DataSource
 from adda_jax.data.preprocess import preprocess, subsample
 
 Arrays = tuple[np.ndarray, np.ndarray]
@@ -21,8 +22,8 @@ class PairData:
 
 
 def load_pair(cfg: Config, data: DataSource) -> PairData:
-  source = load_domain(cfg.source, data)
-  target = load_domain(cfg.target, data)
+  source = domains.load(cfg.source, data, cfg.class_names, cfg.image_size, cfg.channels)
+  target = domains.load(cfg.target, data, cfg.class_names, cfg.image_size, cfg.channels)
   source_train = subsample(*source["train"], cfg.source_subset, cfg.subset_seed)
   target_train = subsample(*target["train"], cfg.target_subset, cfg.subset_seed)
   # The released code evaluated on the (subsampled) target training images.

@@ -27,5 +27,5 @@ REGISTRY: dict[str, Method] = {module.METHOD.name: module.METHOD for module in (
 def stages_for(cfg: Config) -> list[Stage]:
   """The stages `cfg.method` runs under `cfg` (cheap: networks are built lazily)."""
   nets = make_networks(cfg.image_size, cfg.channels, cfg.disc_input, cfg.disc_hidden,
-                       cfg.conv_relu)
+                       cfg.conv_relu, len(cfg.class_names))
   return REGISTRY[cfg.method].stages(cfg, nets)

@@ -58,6 +58,7 @@ def untied(cfg: Config, nets: Networks) -> Stage:
                frozen=lambda earlier: {"source_encoder": earlier["pretrain"]["encoder"],
                                        "classifier": earlier["pretrain"]["classifier"]},
                predictor=lambda state, frozen: (state["target_encoder"], frozen["classifier"]),
+               source_encoder=lambda state, frozen: frozen["source_encoder"],
                watch_discriminator=True)
 
 
@@ -116,7 +117,8 @@ def shared(cfg: Config, nets: Networks, sharing: str, loss_kind: str,
   return joint.stage(cfg, options, init, step,
                      lambda state, frozen: (target_encoder(state["model"]),
                                             state["model"]["classifier"]),
-                     label=cfg.method, watch=True)
+                     label=cfg.method, watch=True,
+                     source_encoder=lambda state, frozen: state["model"]["encoder"])
 
 
 def stages(cfg: Config, nets: Networks) -> list[Stage]:

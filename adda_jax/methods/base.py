@@ -36,7 +36,7 @@ DATA = {
     "target_labelled": ("target_images", "target_labels"),
 }
 # The fields every stage reads: the data, the encoder, the batch and the seed.
-COMMON_FIELDS = ("pair", "source", "target", "seed", "image_size", "channels", "pixel_scale",
+COMMON_FIELDS = ("pair", "source", "target", "class_names", "seed", "image_size", "channels", "pixel_scale",
                  "source_subset", "subset_seed", "conv_relu", "batch_size")
 PRETRAIN_FIELDS = COMMON_FIELDS + ("pretrain_solver", "pretrain_steps", "pretrain_lr",
                                    "pretrain_b1", "pretrain_weight_decay")
@@ -61,6 +61,15 @@ class Stage:
   predictor: Callable[[PyTree, PyTree], Model]  # (state, frozen) -> the target model.
   frozen: Callable[[Earlier], PyTree] = lambda earlier: {}  # Read by `step`, never trained.
   watch_discriminator: bool = False  # Its metrics have "disc_accuracy" worth watching.
+  # The encoder source images go through once this stage is done, for pictures of the
+  # feature space; None: the predictor's (one encoder for both domains).
+  source_encoder: Callable[[PyTree, PyTree], PyTree] | None = None
+
+  def encoders(self, state: PyTree, frozen: PyTree) -> tuple[PyTree, PyTree]:
+    """(source encoder, target encoder) after this stage."""
+    target = self.predictor(state, frozen)[0]
+    return (target if self.source_encoder is None else self.source_encoder(state, frozen),
+            target)
 
 
 @dataclasses.dataclass(frozen=True)

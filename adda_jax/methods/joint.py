@@ -76,12 +76,13 @@ def disc_inputs(nets: Networks, disc_input: str, classifier: PyTree, features: j
 
 
 def stage(cfg: Config, options: tuple[str, ...], init_fn, step_fn, predictor,
-          label: str, watch: bool) -> Stage:
+          label: str, watch: bool, source_encoder=None) -> Stage:
   """Stage 2 of a joint method: source and target batches, adapt_steps steps; `options` are
   the method options it reads besides ADAPT_FIELDS."""
   return Stage(name="adapt", label=label, fields=ADAPT_FIELDS + options,
                data=("source", "target"), num_steps=cfg.adapt_steps, init=init_fn,
-               step=step_fn, predictor=predictor, watch_discriminator=watch)
+               step=step_fn, predictor=predictor, watch_discriminator=watch,
+               source_encoder=source_encoder)
 
 
 def shared_predictor(state: PyTree, frozen: PyTree):
