@@ -72,20 +72,10 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                      help="multi-host: call jax.distributed.initialize() first (cluster "
                           "settings from the environment, e.g. on a TPU pod); untested here")
   methods = "; ".join(f"{m.name}: {m.summary}" for m in REGISTRY.values())
-  group = parser.add_argument_group("method and protocol: overrides of the preset or config "
-                                    "(see adda_jax/config.py)")
+  group = parser.add_argument_group("method (overrides of the preset or config, as below; "
+                                    "defaults in adda_jax/config.py)")
   group.add_argument("--method", help=f"default adda. {methods}")
   group.add_argument("--seed", type=int, help="seeds initialisation and batch order (default 0)")
-  group.add_argument("--pretrain-steps", type=int, help="stage 1 steps (default 10000)")
-  group.add_argument("--adapt-steps", type=int, help="stage 2 steps (default 10000)")
-  group.add_argument("--batch-size", type=int,
-                     help="images per domain per step (default 128); a multiple of the devices")
-  group.add_argument("--pretrain-solver",
-                     help="stage 1 solver: adam (default, the released code's) or caffe_lenet "
-                          "(Caffe's LeNet solver: SGD momentum, 'inv' decay; see config.py)")
-  group.add_argument("--pretrain-lr", type=float, help="stage 1 Adam rate (default 1e-3)")
-  group.add_argument("--adapt-lr", type=float,
-                     help="stage 2 Adam rate for D and M_t (default 2e-4)")
   group.add_argument("--adversarial-loss", help="adda: gan (default), minimax or confusion")
   group.add_argument("--sharing",
                      help="adda: untied (default; ADDA), tied (one encoder for both domains, "
@@ -99,6 +89,18 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
   group.add_argument("--adapt-update",
                      help="alternating (paper: D, then M_t against the new D) or "
                           "simultaneous (authors' code: both from one forward pass)")
+  group = parser.add_argument_group("optimisation")
+  group.add_argument("--pretrain-steps", type=int, help="stage 1 steps (default 10000)")
+  group.add_argument("--adapt-steps", type=int, help="stage 2 steps (default 10000)")
+  group.add_argument("--batch-size", type=int,
+                     help="images per domain per step (default 128); a multiple of the devices")
+  group.add_argument("--pretrain-solver",
+                     help="stage 1 solver: adam (default, the released code's) or caffe_lenet "
+                          "(Caffe's LeNet solver: SGD momentum, 'inv' decay; see config.py)")
+  group.add_argument("--pretrain-lr", type=float, help="stage 1 Adam rate (default 1e-3)")
+  group.add_argument("--adapt-lr", type=float,
+                     help="stage 2 Adam rate for D and M_t (default 2e-4)")
+  group = parser.add_argument_group("data protocol and encoder")
   group.add_argument("--conv-relu", action=argparse.BooleanOptionalAction, default=None,
                      help="default --conv-relu: a ReLU after each conv block too, as the "
                           "released code's LeNet; --no-conv-relu: Caffe's LeNet, which the "
@@ -112,6 +114,7 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                      help="input side in pixels (default 28; the released code used 32)")
   group.add_argument("--pixel-scale", type=float,
                      help="inputs lie in [0, PIXEL_SCALE] (default 1; the released code: 255)")
+  group = parser.add_argument_group("progress and checkpoints")
   group.add_argument("--log-every", type=int, help="steps between progress lines (500)")
   group.add_argument("--checkpoint-every", type=int,
                      help="steps between checkpoints inside a stage (2000)")
