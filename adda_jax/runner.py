@@ -112,13 +112,15 @@ def _run_steps(stage: str, state: Any, record: StageRecord, commit: str,
                run_chunk: Callable[[Any, int], tuple[Any, Any]], total: int, cfg: Config,
                checkpoints: StageCheckpoints, log: Log,
                on_log: Callable[[int, dict], None],
-               measure: Callable[[Any], dict[str, float]] | None = None
+               measure: Callable[[Any], dict[str, float]] | None = None,
+               after_save: Callable[[Any, int], None] | None = None
                ) -> tuple[Any, StageRecord, list[dict[str, float]]]:
   """Runs `run_chunk` up to `total` steps, stopping at every log and checkpoint boundary.
 
   Metrics are read back only at those boundaries. A non-finite loss stops the stage before
   the bad state can be saved, so the newest checkpoint is always the last good one.
-  `measure(state)` adds metrics at each progress line (outside the timed training).
+  `measure(state)` adds metrics at each progress line (outside the timed training);
+  `after_save(state, step)` runs after each checkpoint.
   Returns the final state, its record (`record` continued by this invocation's training time
   and `commit`, if it trained) and the logged metrics.
   """
@@ -157,6 +159,8 @@ def _run_steps(stage: str, state: Any, record: StageRecord, commit: str,
     if step % cfg.checkpoint_every == 0 or step == total:
       checkpoints.save(step, state, cfg.to_json(),
                        dataclasses.asdict(record.continued(wall, commit)))
+      if after_save is not None:
+        after_save(state, step)
   return state, (record.continued(wall, commit) if wall else record), history
 
 
@@ -243,10 +247,13 @@ class StageRunner:
         lambda s, m: call(s, frozen, inputs, key, num_steps=m), state, n, self.steps_per_call,
         progress.advance)
     measured = None if measure is None else (lambda state: measure(state, frozen))
+    after_save = None if stage.after_checkpoint is None else (
+        lambda state, step: stage.after_checkpoint(state, frozen, step, self.workdir))
     with progress.stage(stage.name, stage.num_steps, int(state["step"])):
       state, record, history = _run_steps(stage.name, state, record, self.commit, run_chunk,
                                           stage.num_steps, self.cfg, checkpoints, log,
-                                          on_log or (lambda step, metrics: None), measured)
+                                          on_log or (lambda step, metrics: None), measured,
+                                          after_save)
     return state, frozen, record, history
 
 

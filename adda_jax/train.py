@@ -133,6 +133,10 @@ def _run_locked(cfg: Config, workdir: str, data: DataSource, fresh: bool,
       progress.show(metrics)
       if watch is not None:
         watch(step, metrics)
+      for message in (stage.alarms(metrics) if stage.alarms else []):
+        log(f"[{stage.name}] warning: {message} at step {step}")
+        summary.setdefault("alarms", []).append({"stage": stage.name, "step": step,
+                                                 "message": message})
 
     state, frozen, record, summary[f"{stage.name}_history"] = runner.train(
         stage, index, earlier, datasets, log, monitor(stage), on_log, progress)
@@ -148,6 +152,9 @@ def _run_locked(cfg: Config, workdir: str, data: DataSource, fresh: bool,
       f"{summary[stage.name + '_commit']})" for stage in stages))
   if summary.get("discriminator_collapse"):
     log(f"[summary] discriminator collapse reported: {summary['discriminator_collapse']}")
+  if summary.get("alarms"):
+    log(f"[summary] {len(summary['alarms'])} warnings raised during training (summary.json "
+        f"'alarms'), the first: {summary['alarms'][0]['message']}")
   storage.write_json_atomic(os.path.join(workdir, SUMMARY_FILE), summary, "the summary")
   writer.close()
   report.write(workdir, cfg, summary, _networks(cfg), pair, finished, pictures, log)
@@ -191,9 +198,8 @@ def _training_device(workdir: str) -> str:
   """The device the run trained on (its summary's), which the training times belong to; this
   machine's when the summary is missing or unreadable."""
   try:
-    with open(os.path.join(workdir, SUMMARY_FILE)) as f:
-      return str(json.load(f)["device"])
-  except (OSError, ValueError, KeyError, TypeError):
+    return str(_saved_summary(workdir)["device"])
+  except (KeyError, TypeError):
     return device_name()
 
 
@@ -202,7 +208,7 @@ def _seconds(value: float | None) -> str:
 
 
 def evaluate_workdir(workdir: str, data: DataSource, eval_split: str | None = None,
-                     log: Log = _print) -> dict[str, Any]:
+                     log: Log = _print, write_report: bool = False) -> dict[str, Any]:
   """Restores a finished run's checkpoints and measures each stage's model on the target eval
   split (the run's own, or `eval_split` to compare the test/train protocols on the same
   models).
@@ -210,6 +216,8 @@ def evaluate_workdir(workdir: str, data: DataSource, eval_split: str | None = No
   Returns a summary like `run`'s (without the progress history): the accuracies measured now
   and each stage's training time and commit from its checkpoint, so results rows can be
   written also when summary.json is missing (a run killed after its last checkpoint).
+  `write_report` redraws report.md and its pictures from the checkpoints (a run made with
+  --no-pictures, or by an older version).
   """
   if not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
     raise UserError(f"{workdir} holds no run ({CONFIG_FILE} missing); pass the --workdir "
@@ -223,10 +231,24 @@ def evaluate_workdir(workdir: str, data: DataSource, eval_split: str | None = No
   predict = _predict(cfg)
   summary = _new_summary(cfg, runner.commit, _training_device(workdir))
   earlier: dict[str, Any] = {}
+  finished: list[report.FinishedStage] = []
   for index, stage in enumerate(stages):
     state, record = runner.restore_final(stage, index, earlier)
+    frozen = stage.frozen(earlier)
     earlier[stage.name] = state
+    finished.append(report.FinishedStage(stage, state, frozen))
     summary[f"{stage.name}_seconds"], summary[f"{stage.name}_commit"] = (record.train_seconds,
                                                                         record.commit)
-    _measure(summary, stage, predict, state, stage.frozen(earlier), pair, cfg.eval_split, log)
+    _measure(summary, stage, predict, state, frozen, pair, cfg.eval_split, log)
+  if write_report:  # The run's own summary where it has one: its times and collapse notes.
+    report.write(workdir, cfg, _saved_summary(workdir) or summary, _networks(cfg), pair,
+                 finished, True, log)
   return summary
+
+
+def _saved_summary(workdir: str) -> dict[str, Any] | None:
+  try:
+    with open(os.path.join(workdir, SUMMARY_FILE)) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None

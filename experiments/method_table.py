@@ -23,15 +23,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 # 2017) for MNIST<->USPS and SVHN->MNIST; the DANN paper (Ganin & Lempitsky 2015) for
 # MNIST->MNIST-M. CAN was published on Office-31 only.
 PUBLISHED = {
-    "mnist_usps": {"source_only": 75.2, "dann": 77.1, "confusion": 79.1, "adda": 89.4},
-    "usps_mnist": {"source_only": 57.1, "dann": 73.0, "confusion": 66.5, "adda": 90.1},
+    "mnist_usps": {"source_only": 75.2, "dann": 77.1, "confusion": 79.1, "cogan": 91.2,
+                   "adda": 89.4},
+    "usps_mnist": {"source_only": 57.1, "dann": 73.0, "confusion": 66.5, "cogan": 89.1,
+                   "adda": 90.1},
     "svhn_mnist": {"source_only": 60.1, "dann": 73.9, "confusion": 68.1, "adda": 76.0},
     "mnist_mnistm": {"source_only": 52.3, "dann": 76.7},
 }
 PAIRS = {"mnist_usps": "MNIST->USPS", "usps_mnist": "USPS->MNIST", "svhn_mnist": "SVHN->MNIST",
          "mnist_mnistm": "MNIST->MNIST-M"}
 ORDER = ("source_only", "adda", "adda_minimax", "adda_confusion", "adda_tied", "adda_partial",
-         "dann", "ddc", "ddc_multi", "confusion", "can", "target_oracle")
+         "dann", "ddc", "ddc_multi", "confusion", "can", "cogan", "target_oracle")
 LABELS = {
     "source_only": "source only (lower bound)",
     "adda": "ADDA (untied, GAN loss)",
@@ -44,6 +46,7 @@ LABELS = {
     "ddc_multi": "DDC, multi-kernel (DAN)",
     "confusion": "domain confusion",
     "can": "CAN",
+    "cogan": "CoGAN (generative)",
     "target_oracle": "target oracle (reads target labels: upper bound)",
 }
 PROTOCOL = ("image_size", "channels", "pixel_scale", "source_subset",

@@ -31,9 +31,10 @@ VARIANTS = {
     "ddc": ["--method", "ddc"],
     "confusion": ["--method", "confusion"],
     "can": ["--method", "can"],
+    "cogan": ["--method", "cogan", "--batch-size", "64"],  # The CoGAN release's batch.
 }
 PRETRAINING = "source_only"  # The cell whose stage 1 the others copy.
-INDEPENDENT = ("target_oracle",)  # Cells with no source pretraining to wait for.
+INDEPENDENT = ("target_oracle", "cogan")  # Cells with no source pretraining to wait for.
 
 
 def seeds(text: str) -> list[int]:

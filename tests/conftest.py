@@ -6,6 +6,7 @@ import io
 import os
 import struct
 import tarfile
+import tempfile
 
 import h5py
 import numpy as np
@@ -14,6 +15,16 @@ import scipy.io
 from PIL import Image
 
 SIZES = {"train": 96, "test": 48}
+
+# The tests compile the same small programs many times over (every run builds its own jitted
+# steps, and CLI tests start new processes): JAX's persistent compilation cache, one folder
+# per test session shared by its xdist workers and their subprocesses, compiles each once.
+# A cached executable is the one the compiler would build again, so no result changes.
+_SESSION = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(tempfile.gettempdir(), f"adda_jax_tests_xla_{_SESSION}"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 
 def digit_images(labels: np.ndarray, size: int, channels: int, seed: int) -> np.ndarray:

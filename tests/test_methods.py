@@ -22,7 +22,14 @@ PRESET = get_config("mnist_usps").replace(disc_hidden=(32, 32), batch_size=16)
 VARIANTS = {
     "source_only": {}, "target_oracle": {}, "adda": {}, "adda_tied": {"sharing": "tied"},
     "adda_partial": {"sharing": "partial"}, "dann": {}, "ddc": {}, "confusion": {}, "can": {},
+    "cogan": {},
 }
+
+
+@pytest.fixture(autouse=True)
+def small_generator(monkeypatch):
+  from adda_jax.methods import cogan
+  monkeypatch.setattr(cogan, "WIDTHS", (32, 16, 16, 8))  # See tests/test_cogan.py.
 
 
 def config(variant, **changes):

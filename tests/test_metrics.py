@@ -13,11 +13,12 @@ def test_lines_and_events_and_the_last_line_of_a_step_wins(tmp_path):
   writer.write("pretrain", 4, {"loss": 0.25})  # A resumed stage logs step 4 again.
   writer.write("adapt", 2, {"disc_accuracy": 0.75})
   writer.close()
-  assert metrics.read(str(tmp_path)) == {
-      "adapt": [{"step": 2, "disc_accuracy": 0.75}],
-      "pretrain": [{"step": 2, "loss": 1.0}, {"step": 4, "loss": 0.25}]}
-  assert glob.glob(os.path.join(tmp_path, "tensorboard", "events.out.tfevents.*"))
   assert notes == []  # CLU and TensorFlow are installed here.
+  history = metrics.read(str(tmp_path))
+  assert history == {"pretrain": [{"step": 2, "loss": 1.0}, {"step": 4, "loss": 0.25}],
+                     "adapt": [{"step": 2, "disc_accuracy": 0.75}]}
+  assert list(history) == ["pretrain", "adapt"]  # Training order, not alphabetical.
+  assert glob.glob(os.path.join(tmp_path, "tensorboard", "events.out.tfevents.*"))
   from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
   from tensorboard.util import tensor_util
   events = EventAccumulator(os.path.join(tmp_path, "tensorboard"))

@@ -5,8 +5,9 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--data-source", "raw", "--full-sets", "--batch-size", "8", "--pretrain-steps", "4",
-        "--adapt-steps", "4", "--log-every", "2", "--checkpoint-every", "2"]
+TINY = ["--no-pictures", "--data-source", "raw", "--full-sets", "--batch-size", "8",
+        "--pretrain-steps", "4", "--adapt-steps", "4", "--log-every", "2",
+        "--checkpoint-every", "2"]
 
 
 def sweep(raw_dir, tmp_path, *extra):

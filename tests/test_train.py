@@ -118,7 +118,7 @@ def test_cli_run_then_evaluate(raw_dir, tmp_path, pair, options):
   run = subprocess.run(
       [sys.executable, "experiments/run.py", "--pair", pair, "--workdir", workdir,
        "--pretrain-steps", "4", "--adapt-steps", "4", "--batch-size", "8", "--log-every", "2",
-       "--checkpoint-every", "2", "--results", results, *options, *common],
+       "--checkpoint-every", "2", "--no-pictures", "--results", results, *options, *common],
       cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert run.returncode == 0, run.stderr[-2000:]
   assert "[eval] adda:" in run.stdout and "[adapt] step      4/4" in run.stdout

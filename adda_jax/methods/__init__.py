@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from adda_jax.methods import adda, can, confusion, dann, ddc, source_only, target_oracle
+from adda_jax.methods import (adda, can, cogan, confusion, dann, ddc, source_only,
+                              target_oracle)
 from adda_jax.methods.base import Method, Stage
 from adda_jax.models import make_networks
 
@@ -21,6 +22,7 @@ REGISTRY: dict[str, Method] = {module.METHOD.name: module.METHOD for module in (
     ddc,
     confusion,
     can,
+    cogan,
 )}
 
 

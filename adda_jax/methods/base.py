@@ -64,6 +64,11 @@ class Stage:
   # The encoder source images go through once this stage is done, for pictures of the
   # feature space; None: the predictor's (one encoder for both domains).
   source_encoder: Callable[[PyTree, PyTree], PyTree] | None = None
+  # The method's own warnings at each progress line (a GAN's mode collapse, say): messages
+  # the runner logs and keeps in the summary.
+  alarms: Callable[[dict[str, float]], list[str]] | None = None
+  # Called after each checkpoint with (state, frozen, step, workdir): pictures of progress.
+  after_checkpoint: Callable[[PyTree, PyTree, int, str], None] | None = None
 
   def encoders(self, state: PyTree, frozen: PyTree) -> tuple[PyTree, PyTree]:
     """(source encoder, target encoder) after this stage."""
