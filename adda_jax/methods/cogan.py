@@ -14,7 +14,7 @@ real/fake logits and f_s, f_t the 500-d shared features,
          + CLASS_WEIGHT * CE(C(f_s(x_s)), y_s) + FEATURE_WEIGHT * |f_s(G_s(z)) - f_t(G_t(z))|^2
   min_G  sum_dom L(d_dom(G_dom(z)), 1)
 
-D steps first, then G against the updated D, with the same z. Settings of the authors'
+D steps first, then G against the updated D, each with its own noise batch. Settings of the authors'
 release for MNIST<->USPS (cogan_pytorch: mnist2usps_small_cogan.yaml and its trainer):
 generator 100 -> 1024 (4x4) -> 512 -> 256 -> 128 transposed convs, each with batch norm (no
 affine part) and PReLU, then a per-domain 1-channel layer and a sigmoid (4 -> 7 -> 13 -> 25
@@ -214,13 +214,14 @@ class CoGAN:
     return fooled, fake_s
 
   def step(self, state: PyTree, frozen: PyTree, batches, key: jax.Array):
-    z = jax.random.normal(key, (batches["source_images"].shape[0], LATENT))
+    shape = (batches["source_images"].shape[0], LATENT)
+    z_disc, z_gen = (jax.random.normal(k, shape) for k in jax.random.split(key))
     (_, metrics), grads = jax.value_and_grad(self.disc_loss, has_aux=True)(
-        state["disc"], state["gen"], batches, z)
+        state["disc"], state["gen"], batches, z_disc)
     updates, disc_opt = self.tx_disc.update(grads, state["disc_opt"], state["disc"])
     disc = optax.apply_updates(state["disc"], updates)
     (g_loss, fake_s), grads = jax.value_and_grad(self.gen_loss, has_aux=True)(
-        state["gen"], disc, z)
+        state["gen"], disc, z_gen)
     updates, gen_opt = self.tx_gen.update(grads, state["gen_opt"], state["gen"])
     gen = optax.apply_updates(state["gen"], updates)
     real = batches["source_images"]
