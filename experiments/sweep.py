@@ -8,7 +8,8 @@ rows to --results (under the file's lock, so concurrent cells never interleave o
 A cell whose workdir already holds a summary is finished and not run again, so rerunning the
 same command resumes the sweep (an interrupted cell resumes from its own checkpoints). Stage 1
 (source pretraining) is trained once per pair and seed: the `source_only` cell trains it, and
-every other cell but the oracle starts only after it and copies it (`--pretrained-from`).
+every other cell but those without a source pretraining (the oracle, CoGAN) starts only
+after it and copies it (`--pretrained-from`).
 At the end, `experiments/method_table.py` turns --results into the table and the plot.
 """
 import argparse
