@@ -15,6 +15,7 @@ Target labels appear here only to draw and measure, after training: nothing is c
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 from typing import Any, Callable
 
@@ -69,10 +70,8 @@ def _pictures(workdir, cfg, nets, pair, finished, log) -> list[tuple[str, str]]:
              cfg.class_names, f"{last.stage.label} on target {cfg.eval_split}")
   drawn.append(("confusion.png", f"confusion matrix of {last.stage.label} on the target "
                                  f"{cfg.eval_split} split"))
-  try:
-    from sklearn.manifold import TSNE  # noqa: F401
-  except ImportError as e:
-    log(f"[report] no t-SNE picture ({e}); pip install scikit-learn")
+  if importlib.util.find_spec("sklearn") is None:
+    log("[report] no t-SNE picture (scikit-learn is not installed); pip install scikit-learn")
     return drawn
   rows = [("before adaptation", finished[0])] + (
       [(f"after ({last.stage.label})", last)] if len(finished) > 1 else [])

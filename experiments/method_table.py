@@ -196,8 +196,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{' '.join(args.csv)}` from the rows there; target test accuracy (%), mean ± std "
             f"over seeds (number of seeds), published numbers from ADDA's Table 2 and the "
             f"DANN paper.\n\n" + table(data) + "\nDifference from ADDA (untied, GAN loss) in "
-            f"points, paired by seed (each seed's cells share one stage 1): mean ± std over "
-            f"seeds, and how many seeds agree in sign.\n\n" + differences(data))
+            "points, paired by seed (each seed's cells share one stage 1): mean ± std over "
+            "seeds, and how many seeds agree in sign.\n\n" + differences(data))
   os.replace(args.out + ".md.tmp", args.out + ".md")
   plot(data, args.out + ".png")
   print(f"[table] wrote {args.out}.md and {args.out}.png")
