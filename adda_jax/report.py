@@ -2,8 +2,8 @@
 
 - tsne.png: t-SNE of source and target features before adaptation (stage 1's encoder for
   both domains) and after it (the encoders of the method's last stage: ADDA's M_s for the
-  source and M_t for the target, a shared encoder for both otherwise), coloured by domain and
-  by class: the figure papers in this field show to say whether the domains now overlap.
+  source and M_t for the target, a shared encoder for both otherwise; a method of one stage
+  has that stage's panel only), coloured by domain and by class: the figure papers in this field show to say whether the domains now overlap.
   Up to TSNE_POINTS images per domain (source train, target eval split), a fixed draw.
 - curves.png: every logged metric of every stage against its step (from metrics.jsonl).
 - confusion.png: the final model's confusion matrix on the target eval split.
@@ -73,8 +73,9 @@ def _pictures(workdir, cfg, nets, pair, finished, log) -> list[tuple[str, str]]:
   if importlib.util.find_spec("sklearn") is None:
     log("[report] no t-SNE picture (scikit-learn is not installed); pip install scikit-learn")
     return drawn
-  rows = [("before adaptation", finished[0])] + (
-      [(f"after ({last.stage.label})", last)] if len(finished) > 1 else [])
+  # A method of one stage (the oracle, CoGAN) has no "before": its one stage is the picture.
+  rows = ([("before adaptation", finished[0]), (f"after ({last.stage.label})", last)]
+          if len(finished) > 1 else [(last.stage.label, last)])
   _tsne(os.path.join(workdir, "tsne.png"), nets, pair, rows, cfg.class_names, cfg.seed)
   drawn.append(("tsne.png", "t-SNE of source and target features, by domain and by class"))
   return drawn
