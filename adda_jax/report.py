@@ -22,11 +22,12 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from adda_jax import metrics
+from adda_jax import metrics, steps
 from adda_jax.config import Config
 from adda_jax.data.pairs import PairData
 from adda_jax.methods.base import Stage
 from adda_jax.models import Networks
+from adda_jax.runner import predictions
 
 REPORT_FILE = "report.md"
 PICTURES = ("tsne.png", "curves.png", "confusion.png")
@@ -65,7 +66,7 @@ def _pictures(workdir, cfg, nets, pair, finished, log) -> list[tuple[str, str]]:
     drawn.append(("curves.png", "training curves: every logged metric by step"))
   last = finished[-1]
   encoder, classifier = last.stage.predictor(last.state, last.frozen)
-  predicted = _predictions(nets, encoder, classifier, pair.target_eval[0])
+  predicted = predictions(steps.make_predict(nets), encoder, classifier, pair.target_eval[0])
   _confusion(os.path.join(workdir, "confusion.png"), pair.target_eval[1], predicted,
              cfg.class_names, f"{last.stage.label} on target {cfg.eval_split}")
   drawn.append(("confusion.png", f"confusion matrix of {last.stage.label} on the target "
@@ -85,11 +86,6 @@ def _features(nets: Networks, encoder, images: np.ndarray) -> np.ndarray:
   apply = jax.jit(nets.encoder.apply)
   return np.concatenate([np.asarray(apply(encoder, images[i:i + _BATCH]))
                          for i in range(0, len(images), _BATCH)])
-
-
-def _predictions(nets: Networks, encoder, classifier, images: np.ndarray) -> np.ndarray:
-  features = _features(nets, encoder, images)
-  return np.asarray(jax.jit(nets.classifier.apply)(classifier, features)).argmax(-1)
 
 
 def _sample(count: int, seed: int) -> np.ndarray:

@@ -176,19 +176,23 @@ def _out_of_memory_as_user_error(what: str, batch_size: int):
                     f"--batch-size (the paper's is 128)") from None
 
 
-def accuracy(predict, encoder: Any, classifier: Any, images: np.ndarray,
-             labels: np.ndarray) -> float:
-  """Top-1 accuracy in fixed-size batches (the last one padded), so one compiled shape."""
-  correct = 0
+def predictions(predict, encoder: Any, classifier: Any, images: np.ndarray) -> np.ndarray:
+  """Predicted classes in fixed-size batches (the last one padded), so one compiled shape."""
+  out = []
   for start in range(0, len(images), EVAL_BATCH):
     batch = images[start:start + EVAL_BATCH]
     size = len(batch)
     if size < EVAL_BATCH:
       batch = np.concatenate([batch, np.zeros((EVAL_BATCH - size, *batch.shape[1:]),
                                               batch.dtype)])
-    predicted = np.asarray(predict(encoder, classifier, batch))[:size]
-    correct += int((predicted == labels[start:start + size]).sum())
-  return correct / len(images)
+    out.append(np.asarray(predict(encoder, classifier, batch))[:size])
+  return np.concatenate(out)
+
+
+def accuracy(predict, encoder: Any, classifier: Any, images: np.ndarray,
+             labels: np.ndarray) -> float:
+  """Top-1 accuracy."""
+  return int((predictions(predict, encoder, classifier, images) == labels).sum()) / len(images)
 
 
 @dataclasses.dataclass
