@@ -14,8 +14,8 @@ from typing import Any, Callable, Iterator
 import jax
 
 Log = Callable[[str], None]
-SHOWN = ("source_loss", "mapping_loss", "disc_loss", "disc_accuracy", "mmd", "target_accuracy",
-         "accuracy", "loss")
+SHOWN = ("source_loss", "mapping_loss", "disc_loss", "disc_accuracy", "mmd2", "gen_loss",
+         "target_accuracy", "accuracy", "loss")
 
 
 class Progress:

@@ -3,7 +3,8 @@
 - tsne.png: t-SNE of source and target features before adaptation (stage 1's encoder for
   both domains) and after it (the encoders of the method's last stage: ADDA's M_s for the
   source and M_t for the target, a shared encoder for both otherwise; a method of one stage
-  has that stage's panel only), coloured by domain and by class: the figure papers in this field show to say whether the domains now overlap.
+  has that stage's panel only), coloured by domain and by class: the figure papers in this
+  field show to say whether the domains now overlap.
   Up to TSNE_POINTS images per domain (source train, target eval split), a fixed draw.
 - curves.png: every logged metric of every stage against its step (from metrics.jsonl).
 - confusion.png: the final model's confusion matrix on the target eval split.
@@ -82,9 +83,8 @@ def _pictures(workdir, cfg, nets, pair, finished, log) -> list[tuple[str, str]]:
   return drawn
 
 
-def _features(nets: Networks, encoder, images: np.ndarray) -> np.ndarray:
-  apply = jax.jit(nets.encoder.apply)
-  return np.concatenate([np.asarray(apply(encoder, images[i:i + _BATCH]))
+def _features(encode, encoder, images: np.ndarray) -> np.ndarray:
+  return np.concatenate([np.asarray(encode(encoder, images[i:i + _BATCH]))
                          for i in range(0, len(images), _BATCH)])
 
 
@@ -102,9 +102,11 @@ def _tsne(path, nets, pair, rows, class_names, seed) -> None:
   xt, yt = pair.target_eval[0][target], pair.target_eval[1][target]
   fig, axes = plt.subplots(len(rows), 2, figsize=(11, 5 * len(rows)), squeeze=False)
   cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
+  encode = jax.jit(nets.encoder.apply)  # One compiled encoder for every panel and domain.
   for (title, done), (by_domain, by_class) in zip(rows, axes):
     encoder_s, encoder_t = done.stage.encoders(done.state, done.frozen)
-    features = np.concatenate([_features(nets, encoder_s, xs), _features(nets, encoder_t, xt)])
+    features = np.concatenate([_features(encode, encoder_s, xs),
+                               _features(encode, encoder_t, xt)])
     perplexity = min(30.0, (len(features) - 1) / 3)
     points = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(
         features.astype(np.float64))

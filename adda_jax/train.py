@@ -49,8 +49,10 @@ def _predict(cfg: Config):
 
 
 def _stage_names(cfg: Config) -> set[str]:
-  """Every method's stage folders, for --fresh to delete whatever run the workdir held."""
-  return {stage.name for name in REGISTRY for stage in stages_for(cfg.replace(method=name))}
+  """Every method's stage folders and their other outputs, for --fresh to delete whatever
+  run the workdir held."""
+  return {folder for name in REGISTRY for stage in stages_for(cfg.replace(method=name))
+          for folder in (stage.name, *stage.outputs)}
 
 
 def run(cfg: Config, workdir: str, data: DataSource, *, fresh: bool = False,

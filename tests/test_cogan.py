@@ -129,3 +129,7 @@ def test_a_short_run_writes_grids_that_decode(raw_dir, tmp_path):
   with Image.open(workdir / "samples" / "latest.png") as image:
     image.load()
     assert image.size == (8 * 30, 16 * 30)
+  # --fresh deletes a CoGAN run whole, its grids too, whatever method takes the folder next.
+  train.run(tiny(method="source_only"), str(workdir), DataSource("raw", raw_dir), fresh=True,
+            log=lambda _: None)
+  assert not (workdir / "samples").exists()

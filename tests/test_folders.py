@@ -173,3 +173,18 @@ def test_folder_run_end_to_end_then_repeated_from_its_config(tmp_path, two_domai
   assert [h["step"] for h in varied["adapt_history"]] == [2]
   assert not os.path.exists(os.path.join(again, "tsne.png"))
   assert os.path.exists(os.path.join(again, "report.md"))
+
+
+def test_export_folder_writes_a_built_in_domain_that_reads_back(raw_dir, tmp_path):
+  out = tmp_path / "usps_png"
+  command = [sys.executable, "experiments/export_folder.py", "--domain", "usps",
+             "--data-source", "raw", "--raw-dir", raw_dir, "--out", str(out)]
+  run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert run.returncode == 0, run.stderr[-2000:]
+  assert os.listdir(tmp_path) == ["usps_png"]  # The temporary name is gone.
+  original = domains.load("usps", DataSource("raw", raw_dir), domains.DIGITS, 16, 1)
+  exported = folders.read_image_folder(str(out), 16, 1)
+  for split in folders.SPLITS:
+    assert sorted(exported[split][1].tolist()) == sorted(original[split][1].tolist())
+  again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert again.returncode == 2 and "already exists" in again.stderr

@@ -21,7 +21,8 @@ from tests.test_train import ROOT, tiny
 
 def cli_run(raw_dir, workdir, *extra):
   return [sys.executable, "experiments/run.py", "--pair", "mnist_usps", "--workdir", workdir,
-          "--no-pictures", "--data-source", "raw", "--raw-dir", raw_dir, "--full-sets", "--batch-size", "8",
+          "--no-pictures", "--data-source", "raw", "--raw-dir", raw_dir, "--full-sets",
+          "--batch-size", "8",
           "--pretrain-steps", "60", "--adapt-steps", "120", "--log-every", "4",
           "--checkpoint-every", "20", *extra]
 

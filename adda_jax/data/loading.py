@@ -123,29 +123,45 @@ def _read_tfds(domain: str, raw_dir: str | None, data_dir: str | None) -> dict[s
                                                     data_dir=data_dir)
     download_config = tfds.download.DownloadConfig(try_download_gcs=False)
     site = None if raw_dir is not None else tfds_builders.DOWNLOADS.get(domain, (None,))[0]
-  builder = make_builder()
-  if not builder.is_prepared():
-    root = os.path.expanduser(data_dir or DEFAULT_DATA_DIR)
-    try:
-      os.makedirs(root, exist_ok=True)
-    except OSError as e:
-      raise UserError(f"cannot create the TFDS data folder {root} ({e.strerror}); pass a "
-                      f"writable --data-dir")
-    with storage.waiting_lock(os.path.join(root, PREPARE_LOCK)):
-      builder = make_builder()  # Another process may have prepared it while this one waited.
-      if site is None:
-        builder.download_and_prepare(download_config=download_config)
-      else:
-        _download_and_prepare(builder, download_config, domain, site)
+  def prepare(builder) -> None:
+    if site is None:
+      builder.download_and_prepare(download_config=download_config)
+    else:
+      _download_and_prepare(builder, download_config, domain, site)
+
+  builder = _prepared_once(make_builder(), make_builder, data_dir, prepare)
   out = {}
   for split in ("train", "test"):
-    # Read in chunks, not `batch_size=-1`: that needs the split size from the dataset info,
-    # which a builder's metadata may lack (TFDS's own mocks do).
-    chunks = list(tfds.as_numpy(builder.as_dataset(split=split, batch_size=_READ_CHUNK)))
-    batch = {key: np.concatenate([chunk[key] for chunk in chunks]) for key in chunks[0]}
+    batch = _read_split(tfds, builder, split)
     order = np.argsort(batch["index"]) if "index" in batch else slice(None)
     out[split] = (batch["image"][order], batch["label"][order].astype(np.int64))
   return out
+
+
+def _prepared_once(builder, make_builder, data_dir: str | None, prepare):
+  """`builder`, or a new `make_builder()` prepared by `prepare(builder)` if it was not. Preparation
+  holds a lock in the data folder, so concurrent runs prepare a dataset once."""
+  if builder.is_prepared():
+    return builder
+  root = os.path.expanduser(data_dir or DEFAULT_DATA_DIR)
+  try:
+    os.makedirs(root, exist_ok=True)
+  except OSError as e:
+    raise UserError(f"cannot create the TFDS data folder {root} ({e.strerror}); pass a "
+                    f"writable --data-dir")
+  with storage.waiting_lock(os.path.join(root, PREPARE_LOCK)):
+    builder = make_builder()  # Another process may have prepared it while this one waited.
+    if not builder.is_prepared():
+      prepare(builder)
+  return builder
+
+
+def _read_split(tfds, builder, split: str) -> dict[str, np.ndarray]:
+  """One split's features as arrays. Read in chunks, not `batch_size=-1`: that needs the
+  split size from the dataset info, which a builder's metadata may lack (TFDS's own mocks
+  do)."""
+  chunks = list(tfds.as_numpy(builder.as_dataset(split=split, batch_size=_READ_CHUNK)))
+  return {key: np.concatenate([chunk[key] for chunk in chunks]) for key in chunks[0]}
 
 
 def _tfds_builder(name: str, data_dir: str | None):
@@ -178,19 +194,18 @@ def tfds_class_names(name: str, data_dir: str | None) -> tuple[str, ...]:
 
 def load_tfds_dataset(name: str, data_dir: str | None) -> dict[str, Split]:
   """A TFDS catalog dataset as a domain: downloaded and prepared once into `data_dir`."""
+  def prepare(builder) -> None:
+    try:
+      builder.download_and_prepare()
+    except Exception as e:  # Network, checksum or file errors from TFDS's download manager.
+      reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+      raise UserError(f"preparing TFDS dataset {name} failed ({type(e).__name__}: "
+                      f"{reason}); offline, export it as a folder (train/<class>/*.png)")
+
   with _quiet_tfds():
     tfds, builder = _tfds_builder(name, data_dir)
-    if not builder.is_prepared():
-      root = os.path.expanduser(data_dir or DEFAULT_DATA_DIR)
-      os.makedirs(root, exist_ok=True)
-      with storage.waiting_lock(os.path.join(root, PREPARE_LOCK)):
-        builder = _tfds_builder(name, data_dir)[1]
-        try:
-          builder.download_and_prepare()
-        except Exception as e:
-          reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-          raise UserError(f"preparing TFDS dataset {name} failed ({type(e).__name__}: "
-                          f"{reason}); offline, export it as a folder (train/<class>/*.png)")
+    builder = _prepared_once(builder, lambda: _tfds_builder(name, data_dir)[1], data_dir,
+                             prepare)
     shape = builder.info.features["image"].shape
     if None in shape[:2]:
       raise UserError(f"TFDS dataset {name} has images of varying size {shape}; export it "
@@ -198,11 +213,9 @@ def load_tfds_dataset(name: str, data_dir: str | None) -> dict[str, Split]:
     out = {}
     for split in ("train", "test"):
       try:
-        dataset = builder.as_dataset(split=split, batch_size=_READ_CHUNK)
+        batch = _read_split(tfds, builder, split)
       except (ValueError, KeyError) as e:
         raise UserError(f"TFDS dataset {name} has no {split!r} split ({type(e).__name__}); "
                         f"a domain needs train and test splits")
-      chunks = list(tfds.as_numpy(dataset))
-      out[split] = (np.concatenate([c["image"] for c in chunks]),
-                    np.concatenate([c["label"] for c in chunks]).astype(np.int64))
+      out[split] = (batch["image"], batch["label"].astype(np.int64))
     return out

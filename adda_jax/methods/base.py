@@ -36,8 +36,8 @@ DATA = {
     "target_labelled": ("target_images", "target_labels"),
 }
 # The fields every stage reads: the data, the encoder, the batch and the seed.
-COMMON_FIELDS = ("pair", "source", "target", "class_names", "seed", "image_size", "channels", "pixel_scale",
-                 "source_subset", "subset_seed", "conv_relu", "batch_size")
+COMMON_FIELDS = ("pair", "source", "target", "class_names", "seed", "image_size", "channels",
+                 "pixel_scale", "source_subset", "subset_seed", "conv_relu", "batch_size")
 PRETRAIN_FIELDS = COMMON_FIELDS + ("pretrain_solver", "pretrain_steps", "pretrain_lr",
                                    "pretrain_b1", "pretrain_weight_decay")
 # Fields of stage 2 that every method reading them interprets alike.
@@ -69,6 +69,8 @@ class Stage:
   alarms: Callable[[dict[str, float]], list[str]] | None = None
   # Called after each checkpoint with (state, frozen, step, workdir): pictures of progress.
   after_checkpoint: Callable[[PyTree, PyTree, int, str], None] | None = None
+  # Folders it writes in the workdir besides its checkpoints (deleted with them by --fresh).
+  outputs: tuple[str, ...] = ()
 
   def encoders(self, state: PyTree, frozen: PyTree) -> tuple[PyTree, PyTree]:
     """(source encoder, target encoder) after this stage."""

@@ -62,6 +62,7 @@ CLASS_WEIGHT = 10.0
 FEATURE_WEIGHT = 0.01
 WEIGHT_DECAY = 5e-4
 GRID_SIDE = 8  # The sample grid: 8 noise vectors per row pair, 8 row pairs.
+SAMPLES_DIR = "samples"
 COLLAPSED_SPREAD = 0.1  # Fake-batch pixel spread below this fraction of the real one.
 EXPLODED_LOSS = 20.0
 FIELDS = COMMON_FIELDS + ("method", "target_subset", "adapt_steps", "adapt_lr", "adapt_b1")
@@ -157,6 +158,7 @@ class CoGAN:
     self.real_fake = discriminator(FEATURES, ())  # One linear logit on the 500-d features.
     self.tx_gen = _weight_decay(optax.adam(cfg.adapt_lr, b1=cfg.adapt_b1))
     self.tx_disc = _weight_decay(optax.adam(cfg.adapt_lr, b1=cfg.adapt_b1))
+    self._draw_compiled = jax.jit(self.draw)  # For the grids: compiled once per run.
 
   def init(self, key: jax.Array, earlier=None) -> PyTree:
     keys = jax.random.split(key, 7)
@@ -232,10 +234,10 @@ class CoGAN:
 
   def draw_grid(self, state: PyTree, frozen: PyTree, step: int, workdir: str) -> None:
     """WORKDIR/samples/step_NNNNNN.png and latest.png: the same fixed noise every time."""
-    folder = os.path.join(workdir, "samples")
+    folder = os.path.join(workdir, SAMPLES_DIR)
     os.makedirs(folder, exist_ok=True)
     z = jax.random.normal(jax.random.key(0), (GRID_SIDE * GRID_SIDE, LATENT))
-    source, target = jax.jit(self.draw)(state["gen"], z)
+    source, target = self._draw_compiled(state["gen"], z)
     scale = self.cfg.pixel_scale
     grid = paired_grid(np.asarray(source) / scale, np.asarray(target) / scale)
     for name in (f"step_{step:06d}.png", "latest.png"):
@@ -247,7 +249,8 @@ class CoGAN:
                  predictor=lambda state, frozen: (domain_encoder(state["disc"], "target"),
                                                   state["disc"]["classifier"]),
                  source_encoder=lambda state, frozen: domain_encoder(state["disc"], "source"),
-                 watch_discriminator=True, alarms=alarms, after_checkpoint=self.draw_grid)
+                 watch_discriminator=True, alarms=alarms, after_checkpoint=self.draw_grid,
+                 outputs=(SAMPLES_DIR,))
 
 
 def alarms(metrics: dict[str, float]) -> list[str]:
