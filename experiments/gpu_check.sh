@@ -11,7 +11,8 @@
 #                SWEEP=methods: experiments/sweep.py (every method, SWEEP_PAIRS, SEEDS "0-2",
 #                VARIANTS, EXTRA flags such as --rgb32), rows appended to
 #                /tmp/gpu/methods.csv, which lasts while the machine stays warm; a copy of it
-#                and its table come back in methods.csv/.md/.png
+#                and its table come back in methods.csv/.md/.png, each run's log, summary,
+#                metrics and sample grids (CoGAN) in methods_logs.tar.gz
 # PARTS picks them (default "bench timed sweep", SWEEP=protocols).
 #
 # The GPU host has JAX with CUDA but no TFDS/TensorFlow and no network, and ../shared does not
@@ -100,7 +101,8 @@ if [ "$sweep_kind" = methods ]; then  # The method table; stage 1 once per pair 
     --extra --data-source raw --pretrain-steps "$steps" --adapt-steps "$steps" ${EXTRA:-} 2>&1 \
     | tee "$out/methods.txt"
   cp /tmp/gpu/methods.csv "$out/" 2>/dev/null
-  find /tmp/gpu/methods -name '*.log' -print0 | tar -czf "$out/methods_logs.tar.gz" --null -T -
+  find /tmp/gpu/methods \( -name '*.log' -o -name summary.json -o -name metrics.jsonl \
+    -o -path '*/samples/*.png' \) -print0 | tar -czf "$out/methods_logs.tar.gz" --null -T -
   exit 0
 fi
 
