@@ -143,7 +143,8 @@ def main() -> None:
                       help="flags passed to every run.py, e.g. --extra --rgb32 (last)")
   parser.add_argument("--dry-run", action="store_true", help="print the commands only")
   args = parser.parse_args()
-  variants = list(dict.fromkeys([PRETRAINING, *args.variants]))
+  needs_stage_one = any(v not in INDEPENDENT for v in args.variants)
+  variants = list(dict.fromkeys([PRETRAINING] * needs_stage_one + args.variants))
   all_cells = cells(args.pairs, args.seeds, variants, args.root)
   if args.dry_run:
     for cell in all_cells:

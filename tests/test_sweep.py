@@ -40,3 +40,12 @@ def test_sweep_trains_stage_one_once_writes_rows_and_resumes(raw_dir, tmp_path):
   assert "6 of 6 cells already finished" in again.stdout
   with open(tmp_path / "rows.csv") as f:
     assert len(list(csv.DictReader(f))) == len(rows)
+
+
+def test_sweep_of_independent_variants_trains_no_stage_one(tmp_path):
+  listed = subprocess.run(
+      [sys.executable, "experiments/sweep.py", "--variants", "cogan", "--seeds", "0",
+       "--root", str(tmp_path), "--dry-run"], cwd=ROOT, capture_output=True, text=True)
+  assert listed.returncode == 0, listed.stderr
+  commands = listed.stdout.splitlines()
+  assert len(commands) == 2 and all("--method cogan" in c for c in commands)
