@@ -69,13 +69,29 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                      help="skip the t-SNE, curves and confusion-matrix pictures at the end "
                           "(report.md is still written)")
   group.add_argument("--distributed", action="store_true",
-                     help="multi-host: call jax.distributed.initialize() first (cluster "
-                          "settings from the environment, e.g. on a TPU pod); untested here")
+                     help="one process of a multi-process run: jax.distributed.initialize() "
+                          "first, then every process trains one data-parallel mesh over all "
+                          "processes' devices; process 0 writes the workdir. On a cluster "
+                          "(SLURM, TPU pod, ...) JAX finds the settings itself; elsewhere "
+                          "give the three flags below, the same command on every host")
+  group.add_argument("--coordinator", metavar="HOST:PORT",
+                     help="--distributed: process 0's address (default: the cluster's, or "
+                          "$JAX_COORDINATOR_ADDRESS)")
+  group.add_argument("--num-processes", type=int, help="--distributed: how many processes")
+  group.add_argument("--process-id", type=int, help="--distributed: this process's index")
   methods = "; ".join(f"{m.name}: {m.summary}" for m in REGISTRY.values())
   group = parser.add_argument_group("method (overrides of the preset or config, as below; "
                                     "defaults in adda_jax/config.py)")
   group.add_argument("--method", help=f"default adda. {methods}")
   group.add_argument("--seed", type=int, help="seeds initialisation and batch order (default 0)")
+  group.add_argument("--seeds", metavar="LIST",
+                     help="several seeds in one invocation, e.g. 0-9 or 0,3,5: each an "
+                          "ordinary run in WORKDIR/seedN (default runs/PAIR/seedN) with its "
+                          "own results row; vmapped as one program on GPU/TPU, one after "
+                          "another on CPU (--seeds-strategy)")
+  group.add_argument("--seeds-strategy", default="auto",
+                     help="auto (default: sequential on CPU, vmap elsewhere), vmap or "
+                          "sequential")
   group.add_argument("--adversarial-loss", help="adda: gan (default), minimax or confusion")
   group.add_argument("--sharing",
                      help="adda: untied (default; ADDA), tied (one encoder for both domains, "

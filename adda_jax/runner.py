@@ -15,13 +15,13 @@ import dataclasses
 import math
 import os
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from adda_jax import steps
+from adda_jax import hosts, steps
 from adda_jax.checkpoint import StageCheckpoints, abstract_like
 from adda_jax.config import Config
 from adda_jax.errors import UserError
@@ -108,25 +108,49 @@ class CollapseWatch:
                f"for {self.window} logging intervals up to step {step}")
 
 
-def _run_steps(stage: str, state: Any, record: StageRecord, commit: str,
-               run_chunk: Callable[[Any, int], tuple[Any, Any]], total: int, cfg: Config,
-               checkpoints: StageCheckpoints, log: Log,
-               on_log: Callable[[int, dict], None],
-               measure: Callable[[Any], dict[str, float]] | None = None,
-               after_save: Callable[[Any, int], None] | None = None
-               ) -> tuple[Any, StageRecord, list[dict[str, float]]]:
-  """Runs `run_chunk` up to `total` steps, stopping at every log and checkpoint boundary.
+@dataclasses.dataclass
+class Member:
+  """One run trained by a call: a lone run, or one seed of a stacked (vmapped) program.
 
-  Metrics are read back only at those boundaries. A non-finite loss stops the stage before
-  the bad state can be saved, so the newest checkpoint is always the last good one.
-  `measure(state)` adds metrics at each progress line (outside the timed training);
-  `after_save(state, step)` runs after each checkpoint.
-  Returns the final state, its record (`record` continued by this invocation's training time
-  and `commit`, if it trained) and the logged metrics.
+  `measure(state, step)` adds metrics at each progress line (outside the timed training);
+  `after_save(state, step)` runs after each of its checkpoints; `label` names it in messages
+  ("" for a lone run, "seed 3" in a stack)."""
+  label: str
+  config: dict[str, Any]  # The run's config, saved with each of its checkpoints.
+  checkpoints: StageCheckpoints
+  record: StageRecord
+  on_log: Callable[[int, dict], None]
+  measure: Callable[[Any], dict[str, float]] | None = None
+  after_save: Callable[[Any, int], None] | None = None
+  history: list[dict[str, float]] = dataclasses.field(default_factory=list)
+  stopped: str | None = None  # Why it stopped early (a non-finite loss), when it did.
+
+
+class Stack(NamedTuple):
+  """How a call's state holds its members: `split(tree)` -> one tree per member, in order;
+  `keep(tree, indices)` -> the tree of those members only."""
+  split: Callable[[Any], list[Any]]
+  keep: Callable[[Any, list[int]], Any]
+
+
+LONE = Stack(split=lambda tree: [tree], keep=lambda tree, indices: tree)
+
+
+def run_steps(stage: str, state: Any, members: list[Member], commit: str,
+               run_chunk: Callable[[Any, int], tuple[Any, Any]], total: int, cfg: Config,
+               log: Log, stack: Stack = LONE) -> list[Any]:
+  """Runs `run_chunk` up to `total` steps, stopping at every log and checkpoint boundary;
+  returns each member's final state (None for a member stopped early). Each member's record
+  is continued by this invocation's training time and `commit`, if it trained.
+
+  Metrics are read back only at those boundaries. A non-finite loss stops its member before
+  the bad state can be saved, so the newest checkpoint is always the last good one: a lone
+  run stops with a UserError; in a stack, that member is dropped (and says so) and the others
+  go on.
   """
-  step = int(state["step"])
+  step = int(stack.split(state)[0]["step"])
   wall = 0.0
-  history: list[dict[str, float]] = []
+  live = list(members)
   window_start, window_steps = time.perf_counter(), 0
   while step < total:
     nxt = min(total, (step // cfg.log_every + 1) * cfg.log_every,
@@ -138,30 +162,69 @@ def _run_steps(stage: str, state: Any, record: StageRecord, commit: str,
     wall += time.perf_counter() - t
     window_steps += nxt - step
     step = nxt
-    bad = {k: float(v) for k, v in metrics.items() if not math.isfinite(float(v))}
-    if bad:
-      name, value = next(iter(bad.items()))
-      last = checkpoints.latest_step()
-      kept = (f"the last good checkpoint (step {last}) is kept in {checkpoints.directory}"
-              if last is not None else "no checkpoint had been saved yet")
-      raise UserError(f"{stage} stage: {name} became {value} by step {step}; stopped, {kept} "
-                      f"(lower the learning rate and rerun with --fresh)")
+    per_member = stack.split(metrics)
+    bad = [_non_finite(stage, member, m, step) for member, m in zip(live, per_member)]
+    if any(bad):
+      if len(live) == 1:
+        raise UserError(bad[0])
+      for member, message in zip(live, bad):
+        if message:
+          member.stopped = message
+          log(f"[{stage}] {member.label}: {message}; the other seeds go on")
+      keep = [i for i, message in enumerate(bad) if not message]
+      if not keep:
+        raise UserError(f"{stage} stage: every seed stopped on a non-finite loss by step "
+                        f"{step} (lower the learning rate and rerun with --fresh)")
+      live = [live[i] for i in keep]
+      state = stack.keep(state, keep)
+      per_member = [per_member[i] for i in keep]
+    states = stack.split(state)
     if step % cfg.log_every == 0 or step == total:
       rate = window_steps / (time.perf_counter() - window_start)
-      metrics = {k: float(v) for k, v in metrics.items()}
-      if measure is not None:
-        metrics.update(measure(state))
-      shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-      log(f"[{stage}] step {step:>6}/{total}  {shown}  ({rate:.1f} steps/s)")
-      history.append({"step": step, **metrics})
-      on_log(step, metrics)
+      logged = []
+      for member, member_state, raw in zip(live, states, per_member):
+        values = {k: float(v) for k, v in raw.items()}
+        if member.measure is not None:
+          values.update(member.measure(member_state))
+        member.history.append({"step": step, **values})
+        member.on_log(step, values)
+        logged.append(values)
+      log(f"[{stage}] step {step:>6}/{total}  {_shown(logged)}  ({rate:.1f} steps/s)")
       window_start, window_steps = time.perf_counter(), 0
     if step % cfg.checkpoint_every == 0 or step == total:
-      checkpoints.save(step, state, cfg.to_json(),
-                       dataclasses.asdict(record.continued(wall, commit)))
-      if after_save is not None:
-        after_save(state, step)
-  return state, (record.continued(wall, commit) if wall else record), history
+      for member, member_state in zip(live, states):
+        member.checkpoints.save(step, member_state, member.config,
+                                dataclasses.asdict(member.record.continued(wall, commit)))
+        if member.after_save is not None:
+          member.after_save(member_state, step)
+  finals = {id(member): member_state for member, member_state in zip(live, stack.split(state))}
+  for member in members:
+    if wall and member.stopped is None:
+      member.record = member.record.continued(wall, commit)
+  return [finals.get(id(member)) for member in members]
+
+
+def _shown(logged: list[dict[str, float]]) -> str:
+  """A progress line's metrics: the values of a lone run; over a stack of seeds, each
+  metric's mean and range (each seed's own values go to its metrics file and summary)."""
+  if len(logged) == 1:
+    return "  ".join(f"{k} {v:.4f}" for k, v in logged[0].items())
+  columns = {k: [values[k] for values in logged] for k in logged[0]}
+  return f"{len(logged)} seeds  " + "  ".join(
+      f"{k} {np.mean(v):.4f} [{min(v):.4f}, {max(v):.4f}]" for k, v in columns.items())
+
+
+def _non_finite(stage: str, member: Member, metrics: dict[str, Any], step: int) -> str:
+  """The one-line reason to stop `member`, or "" when its metrics are finite."""
+  bad = {k: float(v) for k, v in metrics.items() if not math.isfinite(float(v))}
+  if not bad:
+    return ""
+  name, value = next(iter(bad.items()))
+  last = member.checkpoints.latest_step()
+  kept = (f"the last good checkpoint (step {last}) is kept in {member.checkpoints.directory}"
+          if last is not None else "no checkpoint had been saved yet")
+  return (f"{stage} stage: {name} became {value} by step {step}; stopped, {kept} (lower the "
+          f"learning rate and rerun with --fresh)")
 
 
 @contextlib.contextmanager
@@ -224,6 +287,28 @@ class StageRunner:
     state, _, saved = checkpoints.restore(stage.num_steps, abstract_like(init))
     return state, StageRecord.from_checkpoint(saved)
 
+  def start(self, stage: Stage, index: int, earlier: Mapping[str, Any], log: Log
+            ) -> tuple[Any, StageRecord]:
+    """The stage's state to train from (its newest checkpoint, or `init`) and its record."""
+    checkpoints = self.checkpoints(stage)
+    init = self.initial_state(stage, index, earlier)
+    latest = checkpoints.latest_step()
+    if latest is None:
+      return init, StageRecord(0.0, "")
+    state, _, saved = checkpoints.restore(latest, abstract_like(init))
+    log(f"[{stage.name}] resuming from the checkpoint at step {latest}")
+    return state, StageRecord.from_checkpoint(saved)
+
+  def member(self, stage: Stage, record: StageRecord, frozen: Any, label: str,
+             measure: Measure | None, on_log: Callable[[int, dict], None] | None) -> Member:
+    """This run as a member of a training call (`frozen`: its own frozen inputs)."""
+    return Member(
+        label=label, config=self.cfg.to_json(), checkpoints=self.checkpoints(stage),
+        record=record, on_log=on_log or (lambda step, metrics: None),
+        measure=None if measure is None else (lambda state: measure(state, frozen)),
+        after_save=None if stage.after_checkpoint is None or not hosts.is_primary() else (
+            lambda state, step: stage.after_checkpoint(state, frozen, step, self.workdir)))
+
   def train(self, stage: Stage, index: int, earlier: Mapping[str, Any],
             datasets: Mapping[str, steps.DeviceData], log: Log,
             measure: Measure | None = None, on_log: Callable[[int, dict], None] | None = None,
@@ -232,15 +317,7 @@ class StageRunner:
     """Trains `stage` to its last step (resuming its newest checkpoint); returns its state,
     its frozen inputs, its record and the logged metrics. `progress` draws a live bar."""
     progress = progress or Progress(enabled=False)
-    checkpoints = self.checkpoints(stage)
-    init = self.initial_state(stage, index, earlier)
-    latest = checkpoints.latest_step()
-    if latest is None:
-      state, record = init, StageRecord(0.0, "")
-    else:
-      state, _, saved = checkpoints.restore(latest, abstract_like(init))
-      record = StageRecord.from_checkpoint(saved)
-      log(f"[{stage.name}] resuming from the checkpoint at step {latest}")
+    state, record = self.start(stage, index, earlier, log)
     state = self.placement.replicate(state)
     frozen = self.placement.replicate(stage.frozen(earlier))
     call = steps.make_stage_call(stage.step, {name: DATA[name] for name in stage.data},
@@ -250,15 +327,11 @@ class StageRunner:
     run_chunk = lambda state, n: steps.run_calls(
         lambda s, m: call(s, frozen, inputs, key, num_steps=m), state, n, self.steps_per_call,
         progress.advance)
-    measured = None if measure is None else (lambda state: measure(state, frozen))
-    after_save = None if stage.after_checkpoint is None else (
-        lambda state, step: stage.after_checkpoint(state, frozen, step, self.workdir))
+    member = self.member(stage, record, frozen, "", measure, on_log)
     with progress.stage(stage.name, stage.num_steps, int(state["step"])):
-      state, record, history = _run_steps(stage.name, state, record, self.commit, run_chunk,
-                                          stage.num_steps, self.cfg, checkpoints, log,
-                                          on_log or (lambda step, metrics: None), measured,
-                                          after_save)
-    return state, frozen, record, history
+      [state] = run_steps(stage.name, state, [member], self.commit, run_chunk,
+                           stage.num_steps, self.cfg, log)
+    return state, frozen, member.record, member.history
 
 
 def check_stage_config(cfg: Config, stage: Stage, checkpoints: StageCheckpoints,

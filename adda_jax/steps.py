@@ -244,7 +244,7 @@ def adapt_step(nets: Networks, tx_target, tx_disc, loss_kind: str, disc_input: s
 
 def make_stage_call(step: Callable, data: dict[str, tuple[str, ...]], batch_size: int,
                     constrain: Callable[[jax.Array], jax.Array] = lambda x: x,
-                    rolled: bool | None = None):
+                    rolled: bool | None = None, stacked: bool = False):
   """jit(state, frozen, datasets, key, num_steps) -> (state, metric sums) over num_steps
   steps of `step(state, frozen, batches, step_key)`, for any method's stage.
 
@@ -253,13 +253,15 @@ def make_stage_call(step: Callable, data: dict[str, tuple[str, ...]], batch_size
   the arrays `data[name]` names: ("target_images",) keeps a batch's images and drops its
   labels, so labels not named never reach the step.
   rolled: loop over the steps (default on accelerators) or unroll them (default on CPU).
+  stacked: state, frozen and key carry a leading axis of independent runs (seeds), trained as
+  one vmapped program; every run draws its own batches, from the one copy of the datasets.
   """
   rolled = default_rolled() if rolled is None else rolled
 
   @functools.partial(jax.jit, static_argnames="num_steps", donate_argnums=0,
                      compiler_options=xla_options.for_default_backend("train"))
   def call(state, frozen, datasets: dict[str, DeviceData], key, num_steps: int):
-    def one(state):
+    def one(state, frozen, key):
       base = jax.random.fold_in(key, state["step"])
       keys = jax.random.split(base, len(data)) if len(data) > 1 else [base]
       batches = {}
@@ -268,7 +270,9 @@ def make_stage_call(step: Callable, data: dict[str, tuple[str, ...]], batch_size
                                                constrain)))
       return step(state, frozen, batches, jax.random.fold_in(base, len(data)))
 
-    return _repeat(one, state, num_steps, rolled)
+    if stacked:
+      one = jax.vmap(one)
+    return _repeat(lambda state: one(state, frozen, key), state, num_steps, rolled)
 
   return call
 

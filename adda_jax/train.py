@@ -8,15 +8,16 @@ Nothing here names a method: `--method` picks one from `adda_jax.methods.REGISTR
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import jax
 
-from adda_jax import report, steps, storage
+from adda_jax import hosts, report, steps, storage
 from adda_jax.config import Config
 from adda_jax.data import domains
 from adda_jax.data.loading import DataSource
@@ -44,11 +45,11 @@ def _networks(cfg: Config):
                        cfg.conv_relu, len(cfg.class_names))
 
 
-def _predict(cfg: Config):
+def compiled_predict(cfg: Config):
   return steps.make_predict(_networks(cfg))
 
 
-def _stage_names(cfg: Config) -> set[str]:
+def stage_names(cfg: Config) -> set[str]:
   """Every method's stage folders and their other outputs, for --fresh to delete whatever
   run the workdir held."""
   return {folder for name in REGISTRY for stage in stages_for(cfg.replace(method=name))
@@ -57,16 +58,29 @@ def _stage_names(cfg: Config) -> set[str]:
 
 def run(cfg: Config, workdir: str, data: DataSource, *, fresh: bool = False,
         pretrained_from: str | None = None, log: Log = _print, pictures: bool = False,
-        progress: Progress | None = None) -> dict[str, Any]:
+        progress: Progress | None = None, pair: PairData | None = None) -> dict[str, Any]:
   """Trains the method's stages (reusing the stage 1 of the run in `pretrained_from`),
   measures each stage's model on the target; returns (and saves) the summary, and writes
-  report.md (with its pictures if `pictures`). `progress` draws live bars on a terminal.
+  report.md (with its pictures if `pictures`). `progress` draws live bars on a terminal;
+  `pair` is the data already loaded for `cfg` (several seeds share one load).
 
   The run holds `workdir`'s lock throughout: a second run into the same folder is refused in
   one line naming the holder. A folder this call created is removed again if the run fails
   before it wrote its config (bad data, say), so a refused run leaves the disk as it was.
   """
   cfg = cfg.validate()
+  if not hosts.is_primary():  # Another process of a --distributed run: same training, no files.
+    return _run_locked(cfg, workdir, data, fresh, pretrained_from, lambda _: None, False,
+                       Progress(enabled=False), pair)
+  with held_workdir(workdir):
+    return _run_locked(cfg, workdir, data, fresh, pretrained_from, log, pictures,
+                       progress or Progress(enabled=False), pair)
+
+
+@contextlib.contextmanager
+def held_workdir(workdir: str) -> Iterator[None]:
+  """Creates `workdir` if needed and holds its lock for the block; a folder this created is
+  removed again if the block fails before a config was written into it."""
   try:
     os.makedirs(os.path.dirname(os.path.abspath(workdir)), exist_ok=True)
     os.mkdir(workdir)
@@ -81,8 +95,7 @@ def run(cfg: Config, workdir: str, data: DataSource, *, fresh: bool = False,
       lambda holder: f"{workdir} is in use by another run ({holder}); wait for it to finish, "
                      f"or pass another --workdir"):
     try:
-      return _run_locked(cfg, workdir, data, fresh, pretrained_from, log, pictures,
-                         progress or Progress(enabled=False))
+      yield
     except BaseException:
       if created and not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
         shutil.rmtree(workdir, ignore_errors=True)
@@ -91,7 +104,7 @@ def run(cfg: Config, workdir: str, data: DataSource, *, fresh: bool = False,
 
 def _run_locked(cfg: Config, workdir: str, data: DataSource, fresh: bool,
                 pretrained_from: str | None, log: Log, pictures: bool,
-                progress: Progress) -> dict[str, Any]:
+                progress: Progress, pair: PairData | None) -> dict[str, Any]:
   log = progress.wrap(log)
   commit = git_commit()
   stages = stages_for(cfg)
@@ -99,68 +112,113 @@ def _run_locked(cfg: Config, workdir: str, data: DataSource, fresh: bool,
   check_workdir(cfg, workdir, stages, fresh)
   pretrained_checkpoint = (finished_pretraining(cfg, stages, pretrained_from)
                            if pretrained_from is not None else None)
+  if pair is None:  # Before touching the workdir: bad data leaves it as it was.
+    pair = load_data(cfg, data, log)
+  check_batch_size(cfg, pair, stages)
+  if hosts.is_primary():
+    claim_workdir(cfg, workdir, fresh, stage_names(cfg))
+    if pretrained_checkpoint is not None:
+      reuse_pretraining(pretrained_checkpoint, workdir, log)
+  hosts.barrier("workdir claimed")  # Other processes read checkpoints only once it is ready.
+  predict = compiled_predict(cfg)
+  recorder = RunRecorder(cfg, workdir, commit, log, progress)
+  # Training sets go to the device once and serve every stage.
+  datasets = device_datasets(pair, runner.placement, stages)
+  earlier: dict[str, Any] = {}
+  for index, stage in enumerate(stages):
+    state, frozen, record, history = runner.train(
+        stage, index, earlier, datasets, log, monitor(cfg, predict, pair, stage),
+        recorder.on_log(stage), progress)
+    earlier[stage.name] = state
+    recorder.finish_stage(stage, state, frozen, record, history, predict, pair)
+  return recorder.close(stages, pair, pictures)
+
+
+def monitor(cfg: Config, predict, pair: PairData, stage: Stage):
+  """Target accuracy at each progress line: it reads target labels, so it is for watching a
+  run only; the model a run keeps is always its last step's."""
+  if not cfg.monitor_target:
+    return None
+  return lambda state, frozen: {"target_accuracy": accuracy(
+      predict, *stage.predictor(state, frozen), *pair.target_eval)}
+
+
+class RunRecorder:
+  """One run's bookkeeping while its stages train: the summary, the metrics file, the
+  discriminator watch and alarms, each stage's accuracy; at the end summary.json and the
+  report. One per seed when several seeds train together (adda_jax/seeds.py)."""
+
+  def __init__(self, cfg: Config, workdir: str, commit: str, log: Log, progress: Progress):
+    self.cfg, self.workdir, self.log, self.progress = cfg, workdir, log, progress
+    self.summary = _new_summary(cfg, commit, device_name())
+    self.writes = hosts.is_primary()  # One process of a --distributed run writes the files.
+    self.writer = MetricsWriter(workdir, log) if self.writes else None
+    self.finished: list[report.FinishedStage] = []
+    self._watches: dict[str, CollapseWatch] = {}
+
+  def on_log(self, stage: Stage) -> Callable[[int, dict[str, float]], None]:
+    """What happens at each progress line of `stage`: metrics written, bar updated,
+    collapse and alarms checked (both logged and kept in the summary)."""
+    watch = CollapseWatch(self.log, stage.name) if stage.watch_discriminator else None
+    if watch is not None:
+      self._watches[stage.name] = watch
+
+    def on_log(step: int, metrics: dict[str, float]) -> None:
+      if self.writer is not None:
+        self.writer.write(stage.name, step, metrics)
+      self.progress.show(metrics)
+      if watch is not None:
+        watch(step, metrics)
+      for message in (stage.alarms(metrics) if stage.alarms else []):
+        self.log(f"[{stage.name}] warning: {message} at step {step}")
+        self.summary.setdefault("alarms", []).append({"stage": stage.name, "step": step,
+                                                      "message": message})
+    return on_log
+
+  def finish_stage(self, stage: Stage, state, frozen, record, history, predict,
+                   pair: PairData) -> None:
+    """Records a trained stage (its history, time, commit, collapse notes) and measures its
+    model on the target eval split."""
+    summary = self.summary
+    summary[f"{stage.name}_history"] = history
+    self.finished.append(report.FinishedStage(stage, state, frozen))
+    summary[f"{stage.name}_seconds"], summary[f"{stage.name}_commit"] = (record.train_seconds,
+                                                                        record.commit)
+    if stage.name in self._watches:
+      summary["discriminator_collapse"] = self._watches[stage.name].events
+    _measure(summary, stage, predict, state, frozen, pair, self.cfg.eval_split, self.log)
+
+  def close(self, stages: list[Stage], pair: PairData, pictures: bool) -> dict[str, Any]:
+    """Logs the times and warnings, saves summary.json, writes the report; the summary."""
+    summary, log = self.summary, self.log
+    log("[time] training " + ", ".join(
+        f"{stage.name} {_seconds(summary[stage.name + '_seconds'])} (commit "
+        f"{summary[stage.name + '_commit']})" for stage in stages))
+    if summary.get("discriminator_collapse"):
+      log(f"[summary] discriminator collapse reported: {summary['discriminator_collapse']}")
+    if summary.get("alarms"):
+      log(f"[summary] {len(summary['alarms'])} warnings raised during training (summary.json "
+          f"'alarms'), the first: {summary['alarms'][0]['message']}")
+    if not self.writes:
+      return summary
+    storage.write_json_atomic(os.path.join(self.workdir, SUMMARY_FILE), summary, "the summary")
+    self.writer.close()
+    report.write(self.workdir, self.cfg, summary, _networks(self.cfg), pair, self.finished,
+                 pictures, log)
+    return summary
+
+
+def load_data(cfg: Config, data: DataSource, log: Log) -> PairData:
+  """The run's datasets, with a line saying what was read and how long it took."""
   kinds = {domains.kind(cfg.source), domains.kind(cfg.target)}
   via = f" ({data.source})" if "digits" in kinds else ""
   log(f"[data] {cfg.source} -> {cfg.target}{via}; devices: {jax.devices()}")
   t = time.perf_counter()
-  pair = load_pair(cfg, data)  # Before touching the workdir: bad data leaves it as it was.
-  _check_batch_size(cfg, pair, {name for stage in stages for name in stage.data})
-  claim_workdir(cfg, workdir, fresh, _stage_names(cfg))
-  if pretrained_checkpoint is not None:
-    reuse_pretraining(pretrained_checkpoint, workdir, log)
+  pair = load_pair(cfg, data)
   log(f"[data] source train {len(pair.source_train[0])}, target train "
       f"{len(pair.target_train[0])}, target {cfg.eval_split} {len(pair.target_eval[0])} "
       f"images of {pair.source_train[0].shape[1:]} ({time.perf_counter() - t:.1f} s)")
-  predict = _predict(cfg)
-  summary = _new_summary(cfg, commit, device_name())
-
-  def monitor(stage: Stage):
-    """Target accuracy at each progress line: it reads target labels, so it is for watching
-    a run only; the model a run keeps is always its last step's."""
-    if not cfg.monitor_target:
-      return None
-    return lambda state, frozen: {"target_accuracy": accuracy(
-        predict, *stage.predictor(state, frozen), *pair.target_eval)}
-
-  # Training sets go to the device once and serve every stage.
-  datasets = _device_datasets(pair, runner.placement, {n for s in stages for n in s.data})
-  earlier: dict[str, Any] = {}
-  finished: list[report.FinishedStage] = []
-  writer = MetricsWriter(workdir, log)
-  for index, stage in enumerate(stages):
-    watch = CollapseWatch(log, stage.name) if stage.watch_discriminator else None
-
-    def on_log(step: int, metrics: dict[str, float], stage=stage, watch=watch) -> None:
-      writer.write(stage.name, step, metrics)
-      progress.show(metrics)
-      if watch is not None:
-        watch(step, metrics)
-      for message in (stage.alarms(metrics) if stage.alarms else []):
-        log(f"[{stage.name}] warning: {message} at step {step}")
-        summary.setdefault("alarms", []).append({"stage": stage.name, "step": step,
-                                                 "message": message})
-
-    state, frozen, record, summary[f"{stage.name}_history"] = runner.train(
-        stage, index, earlier, datasets, log, monitor(stage), on_log, progress)
-    earlier[stage.name] = state
-    finished.append(report.FinishedStage(stage, state, frozen))
-    summary[f"{stage.name}_seconds"], summary[f"{stage.name}_commit"] = (record.train_seconds,
-                                                                        record.commit)
-    if watch is not None:
-      summary["discriminator_collapse"] = watch.events
-    _measure(summary, stage, predict, state, frozen, pair, cfg.eval_split, log)
-  log("[time] training " + ", ".join(
-      f"{stage.name} {_seconds(summary[stage.name + '_seconds'])} (commit "
-      f"{summary[stage.name + '_commit']})" for stage in stages))
-  if summary.get("discriminator_collapse"):
-    log(f"[summary] discriminator collapse reported: {summary['discriminator_collapse']}")
-  if summary.get("alarms"):
-    log(f"[summary] {len(summary['alarms'])} warnings raised during training (summary.json "
-        f"'alarms'), the first: {summary['alarms'][0]['message']}")
-  storage.write_json_atomic(os.path.join(workdir, SUMMARY_FILE), summary, "the summary")
-  writer.close()
-  report.write(workdir, cfg, summary, _networks(cfg), pair, finished, pictures, log)
-  return summary
+  return pair
 
 
 def _new_summary(cfg: Config, commit: str, device: str) -> dict[str, Any]:
@@ -168,23 +226,25 @@ def _new_summary(cfg: Config, commit: str, device: str) -> dict[str, Any]:
           "device": device, "config": cfg.to_json()}
 
 
-def _check_batch_size(cfg: Config, pair: PairData, names: set[str]) -> None:
+def check_batch_size(cfg: Config, pair: PairData, stages: list[Stage]) -> None:
   """A batch larger than a training set it is drawn from is a typo, not a protocol: refused
   before anything is compiled (a compile at batch 100,000 alone takes minutes and memory)."""
   sizes = {"source": len(pair.source_train[0]), "target": len(pair.target_train[0]),
            "target_labelled": len(pair.target_train[0])}
-  smallest = min(sizes[name] for name in names)
+  smallest = min(sizes[name] for stage in stages for name in stage.data)
   if cfg.batch_size > smallest:
     raise UserError(f"--batch-size {cfg.batch_size} is larger than a training set of this run "
                     f"({smallest} images); use at most {smallest}")
 
 
-def _device_datasets(pair: PairData, placement: Placement, names: set[str]
-                     ) -> dict[str, steps.DeviceData]:
+def device_datasets(pair: PairData, placement: Placement, stages: list[Stage]
+                    ) -> dict[str, steps.DeviceData]:
   """The training sets the stages sample from, on the device. "target" and
   "target_labelled" are the same arrays; the stage call hands a "target" batch's images only."""
   arrays = {"source": pair.source_train, "target": pair.target_train,
             "target_labelled": pair.target_train}
+  # In a fixed order: in a --distributed run every process must place them alike.
+  names = sorted({name for stage in stages for name in stage.data})
   return {name: placement.replicate(steps.DeviceData(*arrays[name])) for name in names}
 
 
@@ -230,7 +290,7 @@ def evaluate_workdir(workdir: str, data: DataSource, eval_split: str | None = No
   stages = stages_for(cfg)
   runner = StageRunner(cfg, workdir, Placement.over_all_devices(cfg.batch_size), git_commit())
   pair = load_pair(cfg, data)
-  predict = _predict(cfg)
+  predict = compiled_predict(cfg)
   summary = _new_summary(cfg, runner.commit, _training_device(workdir))
   earlier: dict[str, Any] = {}
   finished: list[report.FinishedStage] = []

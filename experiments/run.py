@@ -16,7 +16,8 @@ from adda_jax import interrupts  # noqa: E402
 
 interrupts.exit_on_sigint()  # Before the heavy imports: Ctrl-C is one line from the start.
 
-from adda_jax import cli, results, train  # noqa: E402
+from adda_jax import cli, hosts, results, train  # noqa: E402
+from adda_jax.errors import UserError  # noqa: E402
 from adda_jax.progress import Progress  # noqa: E402
 
 
@@ -26,18 +27,47 @@ def main() -> None:
   cli.add_run_flags(parser)
   args = parser.parse_args()
   if args.distributed:
-    import jax
-    jax.distributed.initialize()
+    hosts.initialize(args.coordinator, args.num_processes, args.process_id)
   cfg = cli.config_from_args(args)
-  workdir = args.workdir or cli.default_workdir(cfg)
   if args.results:
     results.check_file(args.results)
+  if args.seeds is not None:
+    run_seeds(cfg, args)
+    return
+  workdir = args.workdir or cli.default_workdir(cfg)
+  primary = hosts.is_primary()
   summary = train.run(cfg, workdir, cli.data_source(args), fresh=args.fresh,
                       pretrained_from=args.pretrained_from, pictures=not args.no_pictures,
-                      progress=Progress())
-  if args.results:
+                      progress=Progress(enabled=None if primary else False))
+  if args.results and primary:
     results.append_run(args.results, summary, command=" ".join(sys.argv))
     print(f"[results] appended to {args.results}")
+  if args.distributed:
+    hosts.finish()
+
+
+def run_seeds(cfg, args) -> None:
+  """--seeds: every seed a run in WORKDIR/seedN, each finished one's rows appended."""
+  from adda_jax import seeds
+  if args.distributed:
+    raise UserError("--seeds and --distributed do not go together yet: launch the seeds one "
+                    "after another, each with --seed")
+  if args.seed is not None or args.pretrained_from:
+    raise UserError("--seeds trains several runs: drop --seed and --pretrained-from")
+  seed_list = seeds.parse_seeds(args.seeds)
+  root = args.workdir or os.path.join("runs", cfg.pair)
+  outcome = seeds.run_seeds(cfg, seed_list, root, cli.data_source(args), fresh=args.fresh,
+                            pictures=not args.no_pictures, progress=Progress(),
+                            strategy=args.seeds_strategy)
+  for seed in sorted(outcome.summaries):
+    if args.results:
+      results.append_run(args.results, outcome.summaries[seed], command=" ".join(sys.argv))
+  if args.results and outcome.summaries:
+    print(f"[results] {len(outcome.summaries)} seeds appended to {args.results}")
+  if outcome.failed:
+    raise UserError(f"{len(outcome.failed)} of {len(seed_list)} seeds stopped (the others "
+                    f"finished): " + "; ".join(f"seed {seed}: {reason}"
+                                               for seed, reason in outcome.failed.items()))
 
 
 if __name__ == "__main__":
