@@ -13,6 +13,10 @@
 #                /tmp/gpu/methods.csv, which lasts while the machine stays warm; a copy of it
 #                and its table come back in methods.csv/.md/.png, each run's log, summary,
 #                metrics and sample grids (CoGAN) in methods_logs.tar.gz
+#   seeds        run.py --seeds 0-9 (SEED_LIST), paper MNIST->USPS, --no-pictures: as one
+#                vmapped program, whole command timed; then the same seeds one after another
+#                in one process (--seeds-strategy sequential), capped at SEQUENTIAL_SECONDS
+#                (240); rows in seeds_vmap.csv / seeds_sequential.csv
 # PARTS picks them (default "bench timed sweep", SWEEP=protocols).
 #
 # The GPU host has JAX with CUDA but no TFDS/TensorFlow and no network, and ../shared does not
@@ -77,6 +81,18 @@ has timed && timed_run "$out/run.txt"
 if has determinism; then
   timed_run "$out/determinism.txt"
   timed_run "$out/determinism.txt"
+fi
+if has seeds; then
+  for strategy in vmap sequential; do
+    cap=$([ "$strategy" = sequential ] && echo "${SEQUENTIAL_SECONDS:-240}" || echo 600)
+    start=$(date +%s.%N)
+    timeout "$cap" python3 experiments/run.py --pair mnist_usps --seeds "${SEED_LIST:-0-9}" \
+      --seeds-strategy "$strategy" "${common[@]}" --no-pictures --fresh \
+      --workdir "/tmp/gpu/seeds_$strategy" --results "$out/seeds_$strategy.csv" 2>&1 \
+      | tee "$out/seeds_$strategy.txt"
+    python3 -c "import sys, time; print('wall_seconds', round(time.time() - float(sys.argv[1]), 1))" \
+      "$start" | tee -a "$out/seeds_$strategy.txt"
+  done
 fi
 has sweep || exit 0
 
