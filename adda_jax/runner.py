@@ -322,7 +322,7 @@ class StageRunner:
     frozen = self.placement.replicate(stage.frozen(earlier))
     call = steps.make_stage_call(stage.step, {name: DATA[name] for name in stage.data},
                                  self.cfg.batch_size, self.placement.shard_batch)
-    inputs = {name: datasets[name] for name in stage.data}
+    inputs = stage.inputs(frozen, datasets)
     key = stage_keys(self.cfg.seed)[index][1]
     run_chunk = lambda state, n: steps.run_calls(
         lambda s, m: call(s, frozen, inputs, key, num_steps=m), state, n, self.steps_per_call,

@@ -162,27 +162,33 @@ def _train_stacked(stage: Stage, index: int, runners: dict[int, StageRunner],
   for seed, (state, _) in starts.items():
     by_step.setdefault(int(state["step"]), []).append(seed)
   cfg = next(iter(runners.values())).cfg
-  call = steps.make_stage_call(stage.step, {name: DATA[name] for name in stage.data},
-                               cfg.batch_size, placement.shard_batch, stacked=True)
-  inputs = {name: datasets[name] for name in stage.data}
   trained = {}
   for start, group in sorted(by_step.items()):
     state = placement.replicate(_stacked([starts[seed][0] for seed in group]))
     group_frozen = placement.replicate(_stacked([frozen[seed] for seed in group]))
     keys = jnp.stack([stage_keys(seed)[index][1] for seed in group])
+    inputs, own = _group_inputs(stage, [placement.replicate(frozen[seed]) for seed in group],
+                                datasets)
+    call = steps.make_stage_call(stage.step, {name: DATA[name] for name in stage.data},
+                                 cfg.batch_size, placement.shard_batch, stacked=True,
+                                 stacked_data=own)
     members = [runners[seed].member(stage, starts[seed][1], frozen[seed], f"seed {seed}",
                                     measure, on_logs[seed]) for seed in group]
-    holder = {"frozen": group_frozen, "keys": keys}
+    holder = {"frozen": group_frozen, "keys": keys, "inputs": inputs}
 
-    def run_chunk(state, n, holder=holder):
+    def run_chunk(state, n, holder=holder, call=call):
       return steps.run_calls(
-          lambda s, m: call(s, holder["frozen"], inputs, holder["keys"], num_steps=m), state,
+          lambda s, m: call(s, holder["frozen"], holder["inputs"], holder["keys"],
+                            num_steps=m), state,
           n, runners[group[0]].steps_per_call, progress.advance)
 
-    def keep(tree, indices, holder=holder):
-      """The stack of the members at `indices`; the frozen inputs and keys follow."""
+    def keep(tree, indices, holder=holder, own=own):
+      """The stack of the members at `indices`; their frozen inputs, keys and own
+      datasets follow."""
       holder["frozen"], holder["keys"] = (_select(holder["frozen"], indices),
                                           _select(holder["keys"], indices))
+      holder["inputs"] = {name: _select(data, indices) if name in own else data
+                          for name, data in holder["inputs"].items()}
       return _select(tree, indices)
 
     if len(group) < len(runners) or start:
@@ -193,6 +199,15 @@ def _train_stacked(stage: Stage, index: int, runners: dict[int, StageRunner],
     for seed, member, final in zip(group, members, finals):
       trained[seed] = (final, frozen[seed], member)
   return trained
+
+
+def _group_inputs(stage: Stage, frozen: list[Any], datasets) -> tuple[dict, tuple[str, ...]]:
+  """The datasets a stack samples from, and the names of those each seed has its own copy
+  of (stacked): the ones the stage prepares from the seed's frozen parameters."""
+  prepared = [stage.inputs(f, datasets) for f in frozen]
+  own = tuple(name for name in stage.data if prepared[0][name] is not datasets[name])
+  return ({name: _stacked([p[name] for p in prepared]) if name in own else datasets[name]
+           for name in stage.data}, own)
 
 
 def _stacked(trees: list[Any]) -> Any:

@@ -223,13 +223,23 @@ def adapt_step(nets: Networks, tx_target, tx_disc, loss_kind: str, disc_input: s
                target_images: jax.Array, simultaneous: bool = False
                ) -> tuple[PyTree, dict[str, jax.Array]]:
   """A discriminator step, then a target-encoder step against the updated D (alternating, the
-  paper), or against the D before this step (simultaneous, the authors' released code).
+  paper), or against the D before this step (simultaneous, the authors' released code)."""
+  source_inputs = discriminator_inputs(nets, disc_input, frozen["source_encoder"],
+                                       frozen["classifier"], source_images)
+  return adapt_step_on_inputs(nets, tx_target, tx_disc, loss_kind, disc_input, frozen, state,
+                              source_inputs, target_images, simultaneous)
+
+
+def adapt_step_on_inputs(nets: Networks, tx_target, tx_disc, loss_kind: str, disc_input: str,
+                         frozen: PyTree, state: PyTree, source_inputs: jax.Array,
+                         target_images: jax.Array, simultaneous: bool = False
+                         ) -> tuple[PyTree, dict[str, jax.Array]]:
+  """`adapt_step` given D's source inputs (the frozen M_s's features, or C's logits of them),
+  which the training run computes once per source image (`source_inputs`).
 
   M_t's forward runs once and serves both updates: D trains on its output, and M_t's
   gradient is pulled back through it (M_t's output does not depend on D).
   """
-  source_inputs = discriminator_inputs(nets, disc_input, frozen["source_encoder"],
-                                       frozen["classifier"], source_images)
   target_inputs, pull_back = target_forward(nets, disc_input, frozen["classifier"],
                                             state["target_encoder"], target_images)
   disc, disc_opt, d_metrics = discriminator_step(
@@ -242,9 +252,20 @@ def adapt_step(nets: Networks, tx_target, tx_disc, loss_kind: str, disc_input: s
   return new_state, {**d_metrics, **t_metrics}
 
 
+def source_inputs(nets: Networks, disc_input: str, frozen: PyTree, images: jax.Array,
+                  chunk: int = 1000) -> jax.Array:
+  """D's inputs for every image through the frozen M_s (and C, for logits), in chunks of
+  `chunk` images so a full training set never holds all its activations at once."""
+  forward = jax.jit(lambda images: discriminator_inputs(
+      nets, disc_input, frozen["source_encoder"], frozen["classifier"], images))
+  return jnp.concatenate([forward(images[start:start + chunk])
+                          for start in range(0, images.shape[0], chunk)])
+
+
 def make_stage_call(step: Callable, data: dict[str, tuple[str, ...]], batch_size: int,
                     constrain: Callable[[jax.Array], jax.Array] = lambda x: x,
-                    rolled: bool | None = None, stacked: bool = False):
+                    rolled: bool | None = None, stacked: bool = False,
+                    stacked_data: tuple[str, ...] = ()):
   """jit(state, frozen, datasets, key, num_steps) -> (state, metric sums) over num_steps
   steps of `step(state, frozen, batches, step_key)`, for any method's stage.
 
@@ -254,14 +275,16 @@ def make_stage_call(step: Callable, data: dict[str, tuple[str, ...]], batch_size
   labels, so labels not named never reach the step.
   rolled: loop over the steps (default on accelerators) or unroll them (default on CPU).
   stacked: state, frozen and key carry a leading axis of independent runs (seeds), trained as
-  one vmapped program; every run draws its own batches, from the one copy of the datasets.
+  one vmapped program; every run draws its own batches, from the one copy of the datasets,
+  except the datasets named in `stacked_data`, which hold one copy per run (prepared from
+  each run's frozen parameters).
   """
   rolled = default_rolled() if rolled is None else rolled
 
   @functools.partial(jax.jit, static_argnames="num_steps", donate_argnums=0,
                      compiler_options=xla_options.for_default_backend("train"))
   def call(state, frozen, datasets: dict[str, DeviceData], key, num_steps: int):
-    def one(state, frozen, key):
+    def one(state, frozen, key, datasets):
       base = jax.random.fold_in(key, state["step"])
       keys = jax.random.split(base, len(data)) if len(data) > 1 else [base]
       batches = {}
@@ -271,8 +294,9 @@ def make_stage_call(step: Callable, data: dict[str, tuple[str, ...]], batch_size
       return step(state, frozen, batches, jax.random.fold_in(base, len(data)))
 
     if stacked:
-      one = jax.vmap(one)
-    return _repeat(lambda state: one(state, frozen, key), state, num_steps, rolled)
+      one = jax.vmap(one, in_axes=(0, 0, 0, {name: 0 if name in stacked_data else None
+                                             for name in datasets}))
+    return _repeat(lambda state: one(state, frozen, key, datasets), state, num_steps, rolled)
 
   return call
 

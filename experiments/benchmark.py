@@ -96,9 +96,11 @@ def measure(batch: int, size: int, channels: int, blocks: int, block_steps: int,
   adapt_call = stage_call(adapt)
   holder["adapt"] = placement.replicate(adapt.init(key, earlier))
 
+  adapt_inputs = adapt.inputs(frozen, datasets)  # As training runs it: M_s's features once.
+
   def adapt_block():
     holder["adapt"], metrics = steps.run_calls(
-        lambda s, k: adapt_call(s, frozen, datasets, key, num_steps=k), holder["adapt"],
+        lambda s, k: adapt_call(s, frozen, adapt_inputs, key, num_steps=k), holder["adapt"],
         block_steps, steps_per_call)
     return metrics
 

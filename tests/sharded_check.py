@@ -33,7 +33,8 @@ def train(placement: Placement):
                                  placement.shard_batch)
     frozen = placement.replicate(stage.frozen(earlier))
     state = placement.replicate(stage.init(key, earlier))
-    state, _ = steps.run_calls(lambda s, n: call(s, frozen, datasets, key, num_steps=n),
+    inputs = stage.inputs(frozen, datasets)
+    state, _ = steps.run_calls(lambda s, n: call(s, frozen, inputs, key, num_steps=n),
                                state, 3, 1)
     earlier[stage.name] = state
   return jax.device_get(earlier)

@@ -13,6 +13,7 @@ from adda_jax.data.loading import DataSource
 from adda_jax.methods import REGISTRY, stages_for
 from adda_jax.methods.base import DATA
 from adda_jax.runner import MAX_STAGES
+from adda_jax.steps import DeviceData
 from tests.test_cli import assert_one_line_error, run_cli
 from tests.test_steps import toy_batch
 from tests.test_train import tiny
@@ -84,6 +85,19 @@ def toy_batches():
   return {"source_images": xs, "source_labels": ys, "target_images": xt, "target_labels": yt}
 
 
+def stage_batches(stage, frozen):
+  """The toy batches as the stage's step sees them: its datasets prepared, if it prepares
+  them (ADDA's source batches hold M_s's features)."""
+  raw = toy_batches()
+  datasets = {"source": DeviceData(raw["source_images"], raw["source_labels"]),
+              "target": DeviceData(raw["target_images"], raw["target_labels"])}
+  datasets["target_labelled"] = datasets["target"]
+  batches = {}
+  for name, data in stage.inputs(frozen, datasets).items():
+    batches.update(zip(DATA[name], data))
+  return batches
+
+
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_each_step_lowers_its_own_objective(variant):
   """Repeated steps on one toy batch lower the stage's main training loss: the supervised
@@ -92,8 +106,7 @@ def test_each_step_lowers_its_own_objective(variant):
   minimum, D's and the encoder's losses trade places)."""
   stage, state, earlier = build(variant)
   frozen = stage.frozen(earlier)
-  batches = {k: v for k, v in toy_batches().items()
-             if any(k in DATA[name] for name in stage.data)}
+  batches = stage_batches(stage, frozen)
   step = jax.jit(stage.step)
   objective = {"pretrain": "loss", "oracle": "loss"}.get(stage.name)
   objective = objective or ("mmd2" if variant == "ddc" else

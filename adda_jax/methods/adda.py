@@ -48,10 +48,17 @@ def untied(cfg: Config, nets: Networks) -> Stage:
   def init(key, earlier):
     return steps.init_adapt(nets, tx_target, tx_disc, earlier["pretrain"]["encoder"], key)
 
+  def prepare(frozen, datasets):
+    """M_s and C are frozen, so D's input for each source image is computed once, and the
+    "source" batches hold those inputs in place of images."""
+    source = datasets["source"]
+    return {**datasets, "source": steps.DeviceData(
+        steps.source_inputs(nets, cfg.disc_input, frozen, source.images), source.labels)}
+
   def step(state, frozen, batches, key):
-    return steps.adapt_step(nets, tx_target, tx_disc, cfg.adversarial_loss, cfg.disc_input,
-                            frozen, state, batches["source_images"], batches["target_images"],
-                            simultaneous)
+    return steps.adapt_step_on_inputs(
+        nets, tx_target, tx_disc, cfg.adversarial_loss, cfg.disc_input, frozen, state,
+        batches["source_images"], batches["target_images"], simultaneous)
 
   return Stage(name="adapt", label=cfg.method, fields=ADAPT_FIELDS + OPTIONS,
                data=("source", "target"), num_steps=cfg.adapt_steps, init=init, step=step,
@@ -59,7 +66,7 @@ def untied(cfg: Config, nets: Networks) -> Stage:
                                        "classifier": earlier["pretrain"]["classifier"]},
                predictor=lambda state, frozen: (state["target_encoder"], frozen["classifier"]),
                source_encoder=lambda state, frozen: frozen["source_encoder"],
-               watch_discriminator=True)
+               watch_discriminator=True, prepare=prepare)
 
 
 def target_encoder(model: dict) -> dict:

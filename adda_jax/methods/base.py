@@ -71,6 +71,17 @@ class Stage:
   after_checkpoint: Callable[[PyTree, PyTree, int, str], None] | None = None
   # Folders it writes in the workdir besides its checkpoints (deleted with them by --fresh).
   outputs: tuple[str, ...] = ()
+  # (frozen, {name: DeviceData}) -> the datasets the step samples from, computed once on the
+  # device before training: work on frozen parameters done per image once instead of per
+  # step (ADDA: M_s's features of every source image). None: the datasets as they are.
+  prepare: Callable[[PyTree, Mapping[str, steps.DeviceData]],
+                    dict[str, steps.DeviceData]] | None = None
+
+  def inputs(self, frozen: PyTree, datasets: Mapping[str, steps.DeviceData]
+             ) -> dict[str, steps.DeviceData]:
+    """The datasets this stage's step samples from (prepared, if it prepares them)."""
+    chosen = {name: datasets[name] for name in self.data}
+    return chosen if self.prepare is None else self.prepare(frozen, chosen)
 
   def encoders(self, state: PyTree, frozen: PyTree) -> tuple[PyTree, PyTree]:
     """(source encoder, target encoder) after this stage."""
