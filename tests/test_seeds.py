@@ -151,3 +151,26 @@ def test_seeds_refuse_a_single_seed_flag(raw_dir, tmp_path):
   assert done.returncode == 2
   assert done.stderr.strip() == ("error: --seeds trains several runs: drop --seed and "
                                  "--pretrained-from")
+
+
+def test_vmapped_seeds_resume_each_from_its_own_step(raw_dir, tmp_path):
+  data, root = DataSource("raw", raw_dir), str(tmp_path / "stack")
+  cfg = tiny()
+  first = seeds.run_seeds(cfg, [0, 1], root, data, strategy="vmap", log=lambda _: None)
+  # Seed 0 loses its last adaptation checkpoint and summary, as if killed after step 2.
+  import shutil
+  shutil.rmtree(os.path.join(root, "seed0", "adapt", "4"))
+  os.remove(os.path.join(root, "seed0", "summary.json"))
+  lines = []
+  again = seeds.run_seeds(cfg, [0, 1], root, data, strategy="vmap", log=lines.append)
+  assert again.failed == {}
+  assert any("[adapt] seeds 0 from step 2" in line for line in lines)
+  assert any("[seed 0] [adapt] resuming from the checkpoint at step 2" in line
+             for line in lines)
+  assert not any("[pretrain] step" in line for line in lines)  # Both stage 1s were done.
+  assert again.summaries[1]["adda_accuracy"] == first.summaries[1]["adda_accuracy"]
+  resumed, original = again.summaries[0], first.summaries[0]
+  assert [h["step"] for h in resumed["adapt_history"]] == [4]
+  for key, value in original["adapt_history"][-1].items():
+    np.testing.assert_allclose(resumed["adapt_history"][-1][key], value, rtol=1e-4,
+                               atol=1e-5, err_msg=key)
