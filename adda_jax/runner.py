@@ -112,7 +112,7 @@ class CollapseWatch:
 class Member:
   """One run trained by a call: a lone run, or one seed of a stacked (vmapped) program.
 
-  `measure(state, step)` adds metrics at each progress line (outside the timed training);
+  `measure(state)` adds metrics at each progress line (outside the timed training);
   `after_save(state, step)` runs after each of its checkpoints; `label` names it in messages
   ("" for a lone run, "seed 3" in a stack)."""
   label: str
@@ -137,8 +137,8 @@ LONE = Stack(split=lambda tree: [tree], keep=lambda tree, indices: tree)
 
 
 def run_steps(stage: str, state: Any, members: list[Member], commit: str,
-               run_chunk: Callable[[Any, int], tuple[Any, Any]], total: int, cfg: Config,
-               log: Log, stack: Stack = LONE) -> list[Any]:
+              run_chunk: Callable[[Any, int], tuple[Any, Any]], total: int, cfg: Config,
+              log: Log, stack: Stack = LONE) -> list[Any]:
   """Runs `run_chunk` up to `total` steps, stopping at every log and checkpoint boundary;
   returns each member's final state (None for a member stopped early). Each member's record
   is continued by this invocation's training time and `commit`, if it trained.
@@ -330,7 +330,7 @@ class StageRunner:
     member = self.member(stage, record, frozen, "", measure, on_log)
     with progress.stage(stage.name, stage.num_steps, int(state["step"])):
       [state] = run_steps(stage.name, state, [member], self.commit, run_chunk,
-                           stage.num_steps, self.cfg, log)
+                          stage.num_steps, self.cfg, log)
     return state, frozen, member.record, member.history
 
 

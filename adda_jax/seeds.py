@@ -9,7 +9,8 @@ backend, by measurement (docs/speed.md):
   every stage trains them as one vmapped program: one compile, one dispatch per logging
   interval for all seeds, the datasets on the device once, and each seed drawing its own
   batches from its own keys, so a seed's numbers match its single-seed run up to float
-  rounding. A seed whose loss turns non-finite is dropped at the next logging boundary (its
+  rounding (over a short run; over 10,000 steps rounding differences grow into another draw
+  of the same distribution, docs/speed.md). A seed whose loss turns non-finite is dropped at the next logging boundary (its
   last good checkpoint kept, the reason in the log and in the exit status); the others go on.
   Seeds that resume from different steps train as separate stacks.
 - "sequential" (the default on CPU): one seed after another in this process, sharing the
@@ -84,9 +85,10 @@ def run_seeds(cfg: Config, seeds: list[int], root: str, data: DataSource, *,
   summary is saved as a single run's is. Data errors stop everything before any training;
   a seed that fails later is reported in the outcome, and the others finish."""
   progress = progress or Progress(enabled=False)
+  strategy = chosen_strategy(strategy)
   configs = {seed: cfg.replace(seed=seed).validate() for seed in seeds}
   pair = train.load_data(cfg, data, progress.wrap(log))
-  if chosen_strategy(strategy) == "sequential":
+  if strategy == "sequential":
     return _one_after_another(configs, root, data, pair, fresh, log, pictures, progress)
   with contextlib.ExitStack() as held:
     for seed in seeds:
@@ -121,7 +123,7 @@ def _vmapped(configs: dict[int, Config], root: str, pair: PairData, fresh: bool,
     claim_workdir(seed_cfg, workdirs[seed], fresh, train.stage_names(seed_cfg))
   commit = git_commit()
   placement = Placement.over_all_devices(cfg.batch_size)
-  predict = train.compiled_predict(cfg)
+  predict, logits = train.compiled_predict(cfg), train.compiled_logits(cfg)
   datasets = train.device_datasets(pair, placement, stages)
   runners = {seed: StageRunner(c, workdirs[seed], placement, commit)
              for seed, c in configs.items()}
@@ -134,7 +136,7 @@ def _vmapped(configs: dict[int, Config], root: str, pair: PairData, fresh: bool,
     live = [seed for seed in configs if seed not in outcome.failed]
     trained = _train_stacked(stage, index, {s: runners[s] for s in live},
                              {s: earlier[s] for s in live}, datasets, placement, log,
-                             train.monitor(cfg, predict, pair, stage),
+                             train.monitor(cfg, predict, logits, pair, stage),
                              {s: recorders[s].on_log(stage) for s in live}, progress)
     for seed, (state, frozen, member) in trained.items():
       if member.stopped:

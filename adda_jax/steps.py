@@ -304,6 +304,16 @@ def make_stage_call(step: Callable, data: dict[str, tuple[str, ...]], batch_size
 # ----------------------------------------------------------------------------- stage 3
 
 
+def make_logits(nets: Networks):
+  """jit(encoder, classifier, images) -> logits C(M(x)) (for the label-free validators)."""
+
+  @functools.partial(jax.jit, compiler_options=xla_options.for_default_backend("eval"))
+  def logits(encoder, classifier, images):
+    return nets.classifier.apply(classifier, nets.encoder.apply(encoder, images))
+
+  return logits
+
+
 def make_predict(nets: Networks):
   """jit(encoder, classifier, images) -> predicted labels: C(M(x))."""
 

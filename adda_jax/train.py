@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 import jax
 
-from adda_jax import hosts, report, steps, storage
+from adda_jax import hosts, report, steps, storage, validators
 from adda_jax.config import Config
 from adda_jax.data import domains
 from adda_jax.data.loading import DataSource
@@ -47,6 +47,10 @@ def _networks(cfg: Config):
 
 def compiled_predict(cfg: Config):
   return steps.make_predict(_networks(cfg))
+
+
+def compiled_logits(cfg: Config):
+  return steps.make_logits(_networks(cfg))
 
 
 def stage_names(cfg: Config) -> set[str]:
@@ -120,27 +124,36 @@ def _run_locked(cfg: Config, workdir: str, data: DataSource, fresh: bool,
     if pretrained_checkpoint is not None:
       reuse_pretraining(pretrained_checkpoint, workdir, log)
   hosts.barrier("workdir claimed")  # Other processes read checkpoints only once it is ready.
-  predict = compiled_predict(cfg)
+  predict, logits = compiled_predict(cfg), compiled_logits(cfg)
   recorder = RunRecorder(cfg, workdir, commit, log, progress)
   # Training sets go to the device once and serve every stage.
   datasets = device_datasets(pair, runner.placement, stages)
   earlier: dict[str, Any] = {}
   for index, stage in enumerate(stages):
     state, frozen, record, history = runner.train(
-        stage, index, earlier, datasets, log, monitor(cfg, predict, pair, stage),
+        stage, index, earlier, datasets, log, monitor(cfg, predict, logits, pair, stage),
         recorder.on_log(stage), progress)
     earlier[stage.name] = state
     recorder.finish_stage(stage, state, frozen, record, history, predict, pair)
   return recorder.close(stages, pair, pictures)
 
 
-def monitor(cfg: Config, predict, pair: PairData, stage: Stage):
-  """Target accuracy at each progress line: it reads target labels, so it is for watching a
-  run only; the model a run keeps is always its last step's."""
-  if not cfg.monitor_target:
-    return None
-  return lambda state, frozen: {"target_accuracy": accuracy(
-      predict, *stage.predictor(state, frozen), *pair.target_eval)}
+def monitor(cfg: Config, predict, logits, pair: PairData, stage: Stage):
+  """What each progress line measures besides the step's own metrics: the label-free
+  validators (`val_entropy`, `val_im`, `val_bnm`, `val_snd`; adda_jax/validators.py) on a
+  fixed draw of unlabelled target training images, and, unless --no-target-monitor, the
+  target accuracy, which reads target labels and so is for watching a run only: the model a
+  run keeps is always its last step's."""
+  unlabelled = validators.subset(pair.target_train[0])
+
+  def measure(state, frozen) -> dict[str, float]:
+    encoder, classifier = stage.predictor(state, frozen)
+    scores = validators.scores(logits(encoder, classifier, unlabelled))
+    measured = {f"val_{name}": float(value) for name, value in scores.items()}
+    if cfg.monitor_target:
+      measured["target_accuracy"] = accuracy(predict, encoder, classifier, *pair.target_eval)
+    return measured
+  return measure
 
 
 class RunRecorder:

@@ -1,0 +1,89 @@
+"""adda_jax/validators.py: label-free scores against NumPy references, their preferences on
+toy models, and their place in a run's progress lines."""
+import math
+
+import numpy as np
+import pytest
+
+from adda_jax import train, validators
+from adda_jax.data.loading import DataSource
+from tests.test_train import tiny
+
+
+def softmax(logits):
+  e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+  return e / e.sum(axis=-1, keepdims=True)
+
+
+def reference(logits: np.ndarray) -> dict[str, float]:
+  """The four scores written out in NumPy, loop by loop where the papers define them so."""
+  p = softmax(logits.astype(np.float64))
+  n = len(p)
+  h = [-sum(q * math.log(q) for q in row) for row in p]
+  mean = p.mean(axis=0)
+  unit = p / np.linalg.norm(p, axis=1, keepdims=True)
+  snd = 0.0
+  for i in range(n):
+    s = np.array([unit[i] @ unit[j] / validators.SND_TEMPERATURE for j in range(n) if j != i])
+    w = np.exp(s - s.max())
+    w /= w.sum()
+    snd += -np.sum(w * np.log(w)) / n
+  return {"entropy": float(np.mean(h)),
+          "im": float(-np.sum(mean * np.log(mean)) - np.mean(h)),
+          "bnm": float(np.linalg.svd(p, compute_uv=False).sum() / n),
+          "snd": float(snd)}
+
+
+def test_scores_match_numpy_references():
+  logits = np.random.default_rng(0).normal(scale=2.0, size=(12, 4)).astype(np.float32)
+  ours = {k: float(v) for k, v in validators.scores(logits).items()}
+  want = reference(logits)
+  assert ours.keys() == want.keys() == validators.PREFERS.keys()
+  for name in want:
+    np.testing.assert_allclose(ours[name], want[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def toy_models(n=60, classes=4):
+  """(better, worse) logits: tight, confident, balanced clusters against scattered guesses."""
+  rng = np.random.default_rng(1)
+  clustered = 8.0 * np.eye(classes)[np.arange(n) % classes] + rng.normal(0, 0.1, (n, classes))
+  scattered = np.log(rng.dirichlet(np.ones(classes), n))
+  return clustered.astype(np.float32), scattered.astype(np.float32)
+
+
+@pytest.mark.parametrize("name", sorted(validators.PREFERS))
+def test_each_validator_prefers_the_clearly_better_model(name):
+  better, worse = (float(validators.scores(m)[name]) for m in toy_models())
+  if validators.PREFERS[name] == "max":
+    assert better > worse, (better, worse)
+  else:
+    assert better < worse, (better, worse)
+
+
+def test_collapsed_predictions_score_low_on_diversity():
+  """All images in one class, confidently: entropy is fooled (it is minimal), IM and BNM are
+  not (no diversity)."""
+  collapsed = np.tile(np.array([[9.0, 0, 0, 0]], np.float32), (60, 1))
+  better, _ = toy_models()
+  one, good = validators.scores(collapsed), validators.scores(better)
+  assert float(one["entropy"]) <= float(good["entropy"]) + 1e-3
+  assert float(one["im"]) < float(good["im"]) - 1.0
+  assert float(one["bnm"]) < float(good["bnm"]) / 1.5
+
+
+def test_subset_is_a_fixed_draw():
+  images = np.arange(5000)
+  first, again = validators.subset(images), validators.subset(images)
+  assert len(first) == validators.SUBSET and (first == again).all()
+  assert len(np.unique(first)) == validators.SUBSET
+  assert (validators.subset(images[:10]) == images[:10]).all()
+
+
+def test_every_progress_line_carries_the_validators_without_target_labels(raw_dir, tmp_path):
+  summary = train.run(tiny(monitor_target=False), str(tmp_path / "run"),
+                      DataSource("raw", raw_dir), log=lambda _: None)
+  for stage in ("pretrain", "adapt"):
+    for line in summary[f"{stage}_history"]:
+      assert "target_accuracy" not in line
+      for name in validators.PREFERS:
+        assert math.isfinite(line[f"val_{name}"]), (stage, name)
