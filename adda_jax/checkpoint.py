@@ -28,10 +28,15 @@ from adda_jax.errors import UserError
 class StageCheckpoints:
   """Save and restore one stage's state under `directory`."""
 
-  def __init__(self, directory: str, keep: int):
+  def __init__(self, directory: str, keep: int, best: tuple[str, str] | None = None):
+    """best: (metric, "min" or "max"): keep the `keep` checkpoints best by that metric
+    (orbax's best-checkpoint support; each save then passes `metrics`), not the newest."""
     self.directory = os.path.abspath(directory)
+    best_options = {} if best is None else dict(
+        best_fn=lambda metrics, name=best[0]: metrics[name], best_mode=best[1],
+        keep_checkpoints_without_metrics=False)
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                           enable_async_checkpointing=False)
+                                           enable_async_checkpointing=False, **best_options)
     # Naming each item's handler lets orbax read one item's metadata (the layout check) or
     # data (the config) alone, without warnings about the items it was not asked for.
     handlers = {"state": ocp.StandardCheckpointHandler(), "config": ocp.JsonCheckpointHandler(),
@@ -46,13 +51,16 @@ class StageCheckpoints:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
-  def save(self, step: int, state: Any, config: dict[str, Any],
-           provenance: dict[str, Any]) -> None:
+  def best_step(self) -> int | None:
+    return self._manager.best_step()
+
+  def save(self, step: int, state: Any, config: dict[str, Any], provenance: dict[str, Any],
+           metrics: dict[str, float] | None = None) -> None:
     try:
       with _stderr_held_back():
         self._manager.save(step, args=ocp.args.Composite(
             state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config),
-            provenance=ocp.args.JsonSave(provenance)), force=True)
+            provenance=ocp.args.JsonSave(provenance)), metrics=metrics, force=True)
         self._manager.wait_until_finished()
     except (OSError, ValueError) as e:  # tensorstore reports a full disk as ValueError.
       for partial in glob.glob(os.path.join(self.directory, f"{step}.orbax-checkpoint-tmp*")):

@@ -134,6 +134,11 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
   group.add_argument("--log-every", type=int, help="steps between progress lines (500)")
   group.add_argument("--checkpoint-every", type=int,
                      help="steps between checkpoints inside a stage (2000)")
+  group.add_argument("--select", metavar="VALIDATOR",
+                     help="also keep the final stage's model at the progress line this "
+                          "label-free validator prefers (entropy, im, bnm, snd) and report it "
+                          "beside the last step's, with the oracle choice (reads target "
+                          "labels) labelled as such")
   group.add_argument("--no-target-monitor", action="store_true",
                      help="skip the target accuracy shown at each progress line (it reads "
                           "target labels, for watching a run; no run selects on it)")
@@ -175,7 +180,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
   names = ("method", "seed", "pretrain_solver", "pretrain_steps", "adapt_steps", "batch_size",
            "pretrain_lr", "adapt_lr", "adversarial_loss", "adapt_update", "disc_input",
            "sharing", "domain_weight", "mmd_kernel", "mmd_weight", "eval_split", "image_size",
-           "pixel_scale", "conv_relu", "log_every", "checkpoint_every")
+           "pixel_scale", "conv_relu", "log_every", "checkpoint_every", "select")
   changes = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
   if args.full_sets:
     changes.update(source_subset=None, target_subset=None)

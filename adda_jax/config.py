@@ -49,6 +49,7 @@ from adda_jax.losses import ADVERSARIAL_LOSSES, MMD_KERNELS
 from adda_jax.methods import REGISTRY, stages_for
 from adda_jax.methods.adda import SHARINGS
 from adda_jax.methods.base import METHOD_OPTIONS, PRETRAIN_FIELDS
+from adda_jax.validators import PREFERS
 
 PRETRAIN_SOLVERS = ("adam", "caffe_lenet")
 DISC_INPUTS = ("features", "logits")
@@ -56,7 +57,8 @@ ADAPT_UPDATES = ("alternating", "simultaneous")
 EVAL_SPLITS = ("test", "train")
 
 # Fields that only change how a run is observed or stored, not what it computes.
-BOOKKEEPING_FIELDS = ("log_every", "checkpoint_every", "keep_checkpoints", "monitor_target")
+BOOKKEEPING_FIELDS = ("log_every", "checkpoint_every", "keep_checkpoints", "monitor_target",
+                      "select")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +105,9 @@ class Config:
   keep_checkpoints: int = 2
   # Measure target accuracy at each progress line (reads target labels: watching only).
   monitor_target: bool = True
+  # Also keep, and report beside the last step's, the final stage's model at the progress line
+  # this label-free validator prefers (adda_jax/validators.py); "" keeps the last step only.
+  select: str = ""
 
   def replace(self, **changes: Any) -> "Config":
     return dataclasses.replace(self, **changes)
@@ -140,6 +145,8 @@ class Config:
     _choice("discriminator input", self.disc_input, DISC_INPUTS)
     _choice("adapt update", self.adapt_update, ADAPT_UPDATES)
     _choice("eval split", self.eval_split, EVAL_SPLITS)
+    if self.select:
+      _choice("select", self.select, tuple(PREFERS))
     _choice("channels", self.channels, (1, 3))
     for name in ("batch_size", "pretrain_steps", "adapt_steps", "log_every",
                  "checkpoint_every", "keep_checkpoints"):

@@ -66,10 +66,18 @@ def rows_for(summary: dict[str, Any], command: str) -> list[dict[str, Any]]:
     settings = {k: getattr(cfg, k) if k in read else "" for k in CONFIG_COLUMNS}
     if "adapt_steps" not in read:
       settings["adapt_steps"] = 0
-    rows.append(dict(settings, method=stage.label,
-                     target_accuracy=summary[f"{stage.label}_accuracy"],
-                     wall_seconds=_total(*seconds), device=summary.get("device", ""),
-                     commit=join_commits(*commits), command=command))
+    row = dict(settings, method=stage.label, target_accuracy=summary[f"{stage.label}_accuracy"],
+               wall_seconds=_total(*seconds), device=summary.get("device", ""),
+               commit=join_commits(*commits), command=command)
+    rows.append(row)
+    # --select: the validator's choice and the oracle's, each a row of its own, so no table
+    # mistakes either for the last step's model.
+    for key, method in ((f"{stage.label}_selected_accuracy",
+                         f"{stage.label} [selected: {summary.get('selected_by')}]"),
+                        (f"{stage.label}_oracle_accuracy",
+                         f"{stage.label} [oracle-selected: reads target labels]")):
+      if key in summary:
+        rows.append(dict(row, method=method, target_accuracy=summary[key]))
   return rows
 
 

@@ -28,10 +28,12 @@ from adda_jax.errors import UserError
 from adda_jax.methods.base import DATA, Stage
 from adda_jax.progress import Progress
 from adda_jax.results import join_commits
+from adda_jax.validators import PREFERS
 
 Log = Callable[[str], None]
 Measure = Callable[[Any, Any], dict[str, float]]
 EVAL_BATCH = 1000
+SELECTED_SUFFIX = "_selected"  # WORKDIR/<stage>_selected: the --select checkpoint.
 MAX_STAGES = 2  # The seed's key splits into an (init, data) pair for each of two stages.
 
 
@@ -124,6 +126,9 @@ class Member:
   after_save: Callable[[Any, int], None] | None = None
   history: list[dict[str, float]] = dataclasses.field(default_factory=list)
   stopped: str | None = None  # Why it stopped early (a non-finite loss), when it did.
+  # --select: the checkpoints kept by a label-free validator, saved at each progress line.
+  selection: StageCheckpoints | None = None
+  select: str = ""
 
 
 class Stack(NamedTuple):
@@ -189,6 +194,10 @@ def run_steps(stage: str, state: Any, members: list[Member], commit: str,
         member.history.append({"step": step, **values})
         member.on_log(step, values)
         logged.append(values)
+        if member.selection is not None:
+          member.selection.save(step, member_state, member.config, dataclasses.asdict(
+              member.record.continued(wall, commit)),
+              metrics={member.select: values[f"val_{member.select}"]})
       log(f"[{stage}] step {step:>6}/{total}  {_shown(logged)}  ({rate:.1f} steps/s)")
       window_start, window_steps = time.perf_counter(), 0
     if step % cfg.checkpoint_every == 0 or step == total:
@@ -299,10 +308,20 @@ class StageRunner:
     log(f"[{stage.name}] resuming from the checkpoint at step {latest}")
     return state, StageRecord.from_checkpoint(saved)
 
+  def selection(self, stage: Stage) -> StageCheckpoints:
+    """--select: the one checkpoint of `stage` its validator prefers so far, kept by orbax's
+    best-checkpoint support in WORKDIR/<stage>_selected/."""
+    return StageCheckpoints(os.path.join(self.workdir, stage.name + SELECTED_SUFFIX), 1,
+                            best=(self.cfg.select, PREFERS[self.cfg.select]))
+
   def member(self, stage: Stage, record: StageRecord, frozen: Any, label: str,
-             measure: Measure | None, on_log: Callable[[int, dict], None] | None) -> Member:
-    """This run as a member of a training call (`frozen`: its own frozen inputs)."""
+             measure: Measure | None, on_log: Callable[[int, dict], None] | None,
+             select: bool = False) -> Member:
+    """This run as a member of a training call (`frozen`: its own frozen inputs); `select`:
+    keep the checkpoint the config's validator prefers (the final stage of a --select run)."""
+    chosen = select and bool(self.cfg.select) and measure is not None
     return Member(
+        selection=self.selection(stage) if chosen else None, select=self.cfg.select,
         label=label, config=self.cfg.to_json(), checkpoints=self.checkpoints(stage),
         record=record, on_log=on_log or (lambda step, metrics: None),
         measure=None if measure is None else (lambda state: measure(state, frozen)),
@@ -312,10 +331,11 @@ class StageRunner:
   def train(self, stage: Stage, index: int, earlier: Mapping[str, Any],
             datasets: Mapping[str, steps.DeviceData], log: Log,
             measure: Measure | None = None, on_log: Callable[[int, dict], None] | None = None,
-            progress: Progress | None = None
+            progress: Progress | None = None, select: bool = False
             ) -> tuple[Any, Any, StageRecord, list[dict[str, float]]]:
     """Trains `stage` to its last step (resuming its newest checkpoint); returns its state,
-    its frozen inputs, its record and the logged metrics. `progress` draws a live bar."""
+    its frozen inputs, its record and the logged metrics. `progress` draws a live bar;
+    `select` keeps the checkpoint the config's validator prefers."""
     progress = progress or Progress(enabled=False)
     state, record = self.start(stage, index, earlier, log)
     state = self.placement.replicate(state)
@@ -327,7 +347,7 @@ class StageRunner:
     run_chunk = lambda state, n: steps.run_calls(
         lambda s, m: call(s, frozen, inputs, key, num_steps=m), state, n, self.steps_per_call,
         progress.advance)
-    member = self.member(stage, record, frozen, "", measure, on_log)
+    member = self.member(stage, record, frozen, "", measure, on_log, select)
     with progress.stage(stage.name, stage.num_steps, int(state["step"])):
       [state] = run_steps(stage.name, state, [member], self.commit, run_chunk,
                           stage.num_steps, self.cfg, log)

@@ -137,7 +137,8 @@ def _vmapped(configs: dict[int, Config], root: str, pair: PairData, fresh: bool,
     trained = _train_stacked(stage, index, {s: runners[s] for s in live},
                              {s: earlier[s] for s in live}, datasets, placement, log,
                              train.monitor(cfg, predict, logits, pair, stage),
-                             {s: recorders[s].on_log(stage) for s in live}, progress)
+                             {s: recorders[s].on_log(stage) for s in live}, progress,
+                             select=index == len(stages) - 1)
     for seed, (state, frozen, member) in trained.items():
       if member.stopped:
         outcome.failed[seed] = member.stopped
@@ -145,6 +146,8 @@ def _vmapped(configs: dict[int, Config], root: str, pair: PairData, fresh: bool,
       earlier[seed][stage.name] = state
       recorders[seed].finish_stage(stage, state, frozen, member.record, member.history,
                                    predict, pair)
+      if index == len(stages) - 1 and cfg.select:
+        recorders[seed].record_selection(stage, runners[seed], state, frozen, predict, pair)
   for seed in configs:
     if seed not in outcome.failed:
       outcome.summaries[seed] = recorders[seed].close(stages, pair, pictures)
@@ -153,8 +156,8 @@ def _vmapped(configs: dict[int, Config], root: str, pair: PairData, fresh: bool,
 
 def _train_stacked(stage: Stage, index: int, runners: dict[int, StageRunner],
                    earlier: dict[int, dict[str, Any]], datasets, placement: Placement,
-                   log: Log, measure, on_logs: dict[int, Callable], progress: Progress
-                   ) -> dict[int, tuple[Any, Any, Any]]:
+                   log: Log, measure, on_logs: dict[int, Callable], progress: Progress,
+                   select: bool) -> dict[int, tuple[Any, Any, Any]]:
   """Trains `stage` for every seed, one vmapped stack per starting step; returns each seed's
   (final state, frozen inputs, member) with the member's record, history and stop reason."""
   starts = {seed: runner.start(stage, index, earlier[seed], _prefixed(log, seed))
@@ -175,7 +178,7 @@ def _train_stacked(stage: Stage, index: int, runners: dict[int, StageRunner],
                                  cfg.batch_size, placement.shard_batch, stacked=True,
                                  stacked_data=own)
     members = [runners[seed].member(stage, starts[seed][1], frozen[seed], f"seed {seed}",
-                                    measure, on_logs[seed]) for seed in group]
+                                    measure, on_logs[seed], select) for seed in group]
     holder = {"frozen": group_frozen, "keys": keys, "inputs": inputs}
 
     def run_chunk(state, n, holder=holder, call=call):

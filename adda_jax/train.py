@@ -29,7 +29,9 @@ from adda_jax.metrics import MetricsWriter
 from adda_jax.models import make_networks
 from adda_jax.progress import Progress
 from adda_jax.results import device_name, git_commit
-from adda_jax.runner import CollapseWatch, Placement, StageRunner, accuracy
+from adda_jax.checkpoint import abstract_like
+from adda_jax.runner import (SELECTED_SUFFIX, CollapseWatch, Placement, StageRunner,
+                             accuracy)
 from adda_jax.workdir import (CONFIG_FILE, LOCK_FILE, SUMMARY_FILE, check_workdir,
                               claim_workdir, finished_pretraining, read_config,
                               reuse_pretraining)
@@ -57,7 +59,7 @@ def stage_names(cfg: Config) -> set[str]:
   """Every method's stage folders and their other outputs, for --fresh to delete whatever
   run the workdir held."""
   return {folder for name in REGISTRY for stage in stages_for(cfg.replace(method=name))
-          for folder in (stage.name, *stage.outputs)}
+          for folder in (stage.name, stage.name + SELECTED_SUFFIX, *stage.outputs)}
 
 
 def run(cfg: Config, workdir: str, data: DataSource, *, fresh: bool = False,
@@ -130,11 +132,14 @@ def _run_locked(cfg: Config, workdir: str, data: DataSource, fresh: bool,
   datasets = device_datasets(pair, runner.placement, stages)
   earlier: dict[str, Any] = {}
   for index, stage in enumerate(stages):
+    final = index == len(stages) - 1
     state, frozen, record, history = runner.train(
         stage, index, earlier, datasets, log, monitor(cfg, predict, logits, pair, stage),
-        recorder.on_log(stage), progress)
+        recorder.on_log(stage), progress, select=final)
     earlier[stage.name] = state
     recorder.finish_stage(stage, state, frozen, record, history, predict, pair)
+    if final and cfg.select:
+      recorder.record_selection(stage, runner, state, frozen, predict, pair)
   return recorder.close(stages, pair, pictures)
 
 
@@ -200,6 +205,31 @@ class RunRecorder:
     if stage.name in self._watches:
       summary["discriminator_collapse"] = self._watches[stage.name].events
     _measure(summary, stage, predict, state, frozen, pair, self.cfg.eval_split, self.log)
+
+  def record_selection(self, stage: Stage, runner: StageRunner, state, frozen, predict,
+                       pair: PairData) -> None:
+    """--select: the accuracy of the checkpoint the validator preferred, beside the last
+    step's; and the oracle choice (the progress line of best target accuracy: it reads
+    target labels, so it is reported as such and never used)."""
+    summary, label, name = self.summary, stage.label, self.cfg.select
+    selection = runner.selection(stage)
+    step = selection.best_step()
+    if step is None:
+      return
+    chosen, _, _ = selection.restore(step, abstract_like(state))
+    value = accuracy(predict, *stage.predictor(chosen, frozen), *pair.target_eval)
+    summary.update({f"{label}_selected_accuracy": value, f"{label}_selected_step": step,
+                    "selected_by": name})
+    message = (f"[select] {label}: {100 * value:.2f}% at step {step}, the line {name} prefers "
+               f"(label-free); last step {100 * summary[f'{label}_accuracy']:.2f}%")
+    history = summary[f"{stage.name}_history"]
+    if history and "target_accuracy" in history[0]:
+      best = max(history, key=lambda line: line["target_accuracy"])
+      summary.update({f"{label}_oracle_accuracy": best["target_accuracy"],
+                      f"{label}_oracle_step": best["step"]})
+      message += (f"; oracle (reads target labels): {100 * best['target_accuracy']:.2f}% at "
+                  f"step {best['step']}")
+    self.log(message)
 
   def close(self, stages: list[Stage], pair: PairData, pictures: bool) -> dict[str, Any]:
     """Logs the times and warnings, saves summary.json, writes the report; the summary."""
