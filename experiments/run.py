@@ -26,6 +26,9 @@ def main() -> None:
                       formatter_class=argparse.RawDescriptionHelpFormatter)
   cli.add_run_flags(parser)
   args = parser.parse_args()
+  if args.distributed and args.seeds is not None:  # Refused before joining the others.
+    raise UserError("--seeds and --distributed do not go together yet: launch the seeds one "
+                    "after another, each with --seed")
   if args.distributed:
     hosts.initialize(args.coordinator, args.num_processes, args.process_id)
   cfg = cli.config_from_args(args)
@@ -49,9 +52,6 @@ def main() -> None:
 def run_seeds(cfg, args) -> None:
   """--seeds: every seed a run in WORKDIR/seedN, each finished one's rows appended."""
   from adda_jax import seeds
-  if args.distributed:
-    raise UserError("--seeds and --distributed do not go together yet: launch the seeds one "
-                    "after another, each with --seed")
   if args.seed is not None or args.pretrained_from:
     raise UserError("--seeds trains several runs: drop --seed and --pretrained-from")
   seed_list = seeds.parse_seeds(args.seeds)
