@@ -122,6 +122,9 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                           "released code's LeNet; --no-conv-relu: Caffe's LeNet, which the "
                           "paper names, ReLU only after fc 500")
   group.add_argument("--eval-split", help="test (default) or train (authors' code)")
+  group.add_argument("--source-val-size", type=int, metavar="N",
+                     help="hold N source training images out of training, for the label-free "
+                          "validator source_accuracy (default 0: all train, as the papers)")
   group.add_argument("--full-sets", action="store_true",
                      help="MNIST<->USPS: train on the full sets, not the paper's 2000/1800")
   group.add_argument("--rgb32", action="store_true",
@@ -136,9 +139,10 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                      help="steps between checkpoints inside a stage (2000)")
   group.add_argument("--select", metavar="VALIDATOR",
                      help="also keep the final stage's model at the progress line this "
-                          "label-free validator prefers (entropy, im, bnm, snd) and report it "
-                          "beside the last step's, with the oracle choice (reads target "
-                          "labels) labelled as such")
+                          "label-free validator prefers (entropy, im, bnm, snd; "
+                          "source_accuracy with --source-val-size) and report it beside the "
+                          "last step's, with the oracle choice (reads target labels) labelled "
+                          "as such")
   group.add_argument("--no-target-monitor", action="store_true",
                      help="skip the target accuracy shown at each progress line (it reads "
                           "target labels, for watching a run; no run selects on it)")
@@ -180,7 +184,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
   names = ("method", "seed", "pretrain_solver", "pretrain_steps", "adapt_steps", "batch_size",
            "pretrain_lr", "adapt_lr", "adversarial_loss", "adapt_update", "disc_input",
            "sharing", "domain_weight", "mmd_kernel", "mmd_weight", "eval_split", "image_size",
-           "pixel_scale", "conv_relu", "log_every", "checkpoint_every", "select")
+           "pixel_scale", "conv_relu", "log_every", "checkpoint_every", "select",
+           "source_val_size")
   changes = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
   if args.full_sets:
     changes.update(source_subset=None, target_subset=None)

@@ -75,6 +75,9 @@ class Config:
   channels: int = 1
   pixel_scale: float = 1.0  # Pixels lie in [0, pixel_scale].
   source_subset: int | None = None
+  # Source training images held out of every training batch, for the label-free validator
+  # `source_accuracy` (0: none, every source image trains, as the papers' protocols do).
+  source_val_size: int = 0
   target_subset: int | None = None
   subset_seed: int = 0
   eval_split: str = "test"
@@ -147,6 +150,12 @@ class Config:
     _choice("eval split", self.eval_split, EVAL_SPLITS)
     if self.select:
       _choice("select", self.select, tuple(PREFERS))
+    if self.select == "source_accuracy" and not self.source_val_size:
+      raise UserError("--select source_accuracy needs held-out source images: add "
+                      "--source-val-size N")
+    if not isinstance(self.source_val_size, int) or self.source_val_size < 0:
+      raise UserError(f"source_val_size must be a whole number >= 0, not "
+                      f"{self.source_val_size!r}")
     _choice("channels", self.channels, (1, 3))
     for name in ("batch_size", "pretrain_steps", "adapt_steps", "log_every",
                  "checkpoint_every", "keep_checkpoints"):

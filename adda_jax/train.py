@@ -146,7 +146,8 @@ def _run_locked(cfg: Config, workdir: str, data: DataSource, fresh: bool,
 def monitor(cfg: Config, predict, logits, pair: PairData, stage: Stage):
   """What each progress line measures besides the step's own metrics: the label-free
   validators (`val_entropy`, `val_im`, `val_bnm`, `val_snd`; adda_jax/validators.py) on a
-  fixed draw of unlabelled target training images, and, unless --no-target-monitor, the
+  fixed draw of unlabelled target training images, the accuracy on held-out source images
+  (`val_source_accuracy`, with --source-val-size), and, unless --no-target-monitor, the
   target accuracy, which reads target labels and so is for watching a run only: the model a
   run keeps is always its last step's."""
   unlabelled = validators.subset(pair.target_train[0])
@@ -155,6 +156,8 @@ def monitor(cfg: Config, predict, logits, pair: PairData, stage: Stage):
     encoder, classifier = stage.predictor(state, frozen)
     scores = validators.scores(logits(encoder, classifier, unlabelled))
     measured = {f"val_{name}": float(value) for name, value in scores.items()}
+    if pair.source_val is not None:
+      measured["val_source_accuracy"] = accuracy(predict, encoder, classifier, *pair.source_val)
     if cfg.monitor_target:
       measured["target_accuracy"] = accuracy(predict, encoder, classifier, *pair.target_eval)
     return measured

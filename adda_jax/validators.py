@@ -16,6 +16,9 @@ computed from the softmax outputs P [N, C] of a fixed draw of target training im
   neighbourhood, and SND is its mean entropy (higher is better: target points sit in dense
   clusters).
 
+- `source_accuracy`: the model's accuracy on source images held out of training
+  (`--source-val-size`), the classic "source risk" check; it reads source labels only.
+
 `PREFERS` says which way each score points. None of them is known to rank models well in
 every setting; the point is to measure how far each is from the oracle, not to assume it.
 """
@@ -25,7 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-PREFERS = {"entropy": "min", "im": "max", "bnm": "max", "snd": "max"}
+PREFERS = {"entropy": "min", "im": "max", "bnm": "max", "snd": "max",
+           "source_accuracy": "max"}
 SND_TEMPERATURE = 0.05
 SUBSET = 1000  # Target training images scored at each progress line (a fixed draw).
 
@@ -56,7 +60,7 @@ def soft_neighbourhood_density(probs: jax.Array,
 
 @jax.jit
 def scores(logits: jax.Array) -> dict[str, jax.Array]:
-  """Every validator from one matrix of logits [N, C]."""
+  """Every validator read from target predictions, from one matrix of logits [N, C]."""
   probs = jax.nn.softmax(logits, axis=-1)
   return {"entropy": entropy(probs), "im": information_maximisation(probs),
           "bnm": batch_nuclear_norm(probs), "snd": soft_neighbourhood_density(probs)}

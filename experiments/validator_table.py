@@ -43,6 +43,8 @@ def rows_for(history: list[dict], label: str) -> list[dict]:
   accuracy = np.array([line["target_accuracy"] for line in history])
   out = []
   for name, prefers in validators.PREFERS.items():
+    if f"val_{name}" not in history[0]:  # source_accuracy needs --source-val-size.
+      continue
     score = np.array([line[f"val_{name}"] for line in history])
     signed = score if prefers == "max" else -score
     picked = int(np.argmax(signed))

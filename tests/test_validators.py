@@ -6,6 +6,10 @@ import numpy as np
 import pytest
 
 from adda_jax import train, validators
+from adda_jax.data.pairs import load_pair
+from adda_jax.errors import UserError
+from adda_jax.methods import stages_for
+from adda_jax.runner import Placement
 from adda_jax.data.loading import DataSource
 from tests.test_train import tiny
 
@@ -38,7 +42,7 @@ def test_scores_match_numpy_references():
   logits = np.random.default_rng(0).normal(scale=2.0, size=(12, 4)).astype(np.float32)
   ours = {k: float(v) for k, v in validators.scores(logits).items()}
   want = reference(logits)
-  assert ours.keys() == want.keys() == validators.PREFERS.keys()
+  assert ours.keys() == want.keys() == validators.PREFERS.keys() - {"source_accuracy"}
   for name in want:
     np.testing.assert_allclose(ours[name], want[name], rtol=1e-4, atol=1e-6, err_msg=name)
 
@@ -51,7 +55,7 @@ def toy_models(n=60, classes=4):
   return clustered.astype(np.float32), scattered.astype(np.float32)
 
 
-@pytest.mark.parametrize("name", sorted(validators.PREFERS))
+@pytest.mark.parametrize("name", sorted(validators.PREFERS.keys() - {"source_accuracy"}))
 def test_each_validator_prefers_the_clearly_better_model(name):
   better, worse = (float(validators.scores(m)[name]) for m in toy_models())
   if validators.PREFERS[name] == "max":
@@ -85,5 +89,35 @@ def test_every_progress_line_carries_the_validators_without_target_labels(raw_di
   for stage in ("pretrain", "adapt"):
     for line in summary[f"{stage}_history"]:
       assert "target_accuracy" not in line
-      for name in validators.PREFERS:
+      for name in validators.PREFERS.keys() - {"source_accuracy"}:
         assert math.isfinite(line[f"val_{name}"]), (stage, name)
+      assert "val_source_accuracy" not in line  # No source images held out by default.
+
+
+def test_held_out_source_images_never_reach_a_training_batch(raw_dir):
+  data = DataSource("raw", raw_dir)
+  whole = load_pair(tiny(), data)
+  held = load_pair(tiny(source_val_size=16), data)
+  train_images, val_images = held.source_train[0], held.source_val[0]
+  assert len(val_images) == 16 and len(train_images) == len(whole.source_train[0]) - 16
+  flat = lambda x: {row.tobytes() for row in x.reshape(len(x), -1)}
+  assert flat(train_images).isdisjoint(flat(val_images))
+  assert flat(train_images) | flat(val_images) == flat(whole.source_train[0])
+  # The device datasets every stage samples from hold the training part only.
+  placement = Placement.over_all_devices(8)
+  datasets = train.device_datasets(held, placement, stages_for(tiny(source_val_size=16)))
+  assert flat(np.asarray(datasets["source"].images)) == flat(train_images)
+  again = load_pair(tiny(source_val_size=16, seed=3), data)  # Another run seed: same slice.
+  assert (again.source_val[0] == val_images).all()
+
+
+def test_source_accuracy_validator_and_its_selection(raw_dir, tmp_path):
+  cfg = tiny(source_val_size=16, select="source_accuracy")
+  summary = train.run(cfg, str(tmp_path / "run"), DataSource("raw", raw_dir),
+                      log=lambda _: None)
+  history = summary["adapt_history"]
+  assert all(0.0 <= line["val_source_accuracy"] <= 1.0 for line in history)
+  chosen = next(line for line in history if line["step"] == summary["adda_selected_step"])
+  assert chosen["val_source_accuracy"] == max(line["val_source_accuracy"] for line in history)
+  with pytest.raises(UserError, match="--source-val-size"):
+    tiny(select="source_accuracy").validate()

@@ -37,7 +37,8 @@ DATA = {
 }
 # The fields every stage reads: the data, the encoder, the batch and the seed.
 COMMON_FIELDS = ("pair", "source", "target", "class_names", "seed", "image_size", "channels",
-                 "pixel_scale", "source_subset", "subset_seed", "conv_relu", "batch_size")
+                 "pixel_scale", "source_subset", "source_val_size", "subset_seed", "conv_relu",
+                 "batch_size")
 PRETRAIN_FIELDS = COMMON_FIELDS + ("pretrain_solver", "pretrain_steps", "pretrain_lr",
                                    "pretrain_b1", "pretrain_weight_decay")
 # Fields of stage 2 that every method reading them interprets alike.
