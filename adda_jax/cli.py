@@ -101,6 +101,9 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                           "weight of the domain term (default 1)")
   group.add_argument("--mmd-kernel", help="ddc: gaussian (default) or multi (DAN's five)")
   group.add_argument("--mmd-weight", type=float, help="ddc: weight of the MMD (default 0.25)")
+  group.add_argument("--target-im-weight", type=float,
+                     help="adda (untied): add this weight times the information maximisation "
+                          "loss of the target predictions to M_t's objective (default 0)")
   group.add_argument("--disc-input", help="features (paper, 500-d) or logits (authors' code)")
   group.add_argument("--adapt-update",
                      help="alternating (paper: D, then M_t against the new D) or "
@@ -185,7 +188,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
            "pretrain_lr", "adapt_lr", "adversarial_loss", "adapt_update", "disc_input",
            "sharing", "domain_weight", "mmd_kernel", "mmd_weight", "eval_split", "image_size",
            "pixel_scale", "conv_relu", "log_every", "checkpoint_every", "select",
-           "source_val_size")
+           "source_val_size", "target_im_weight")
   changes = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
   if args.full_sets:
     changes.update(source_subset=None, target_subset=None)

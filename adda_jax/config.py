@@ -92,6 +92,7 @@ class Config:
   domain_weight: float = 1.0  # Weight of the adversarial term of joint methods (DANN: max).
   mmd_kernel: str = "gaussian"  # DDC: one Gaussian (median bandwidth) or DAN's five.
   mmd_weight: float = 0.25  # DDC's lambda.
+  target_im_weight: float = 0.0  # ADDA untied: weight of the target IM loss (0: the paper).
   # Optimisation.
   batch_size: int = 128
   pretrain_solver: str = "adam"
@@ -174,7 +175,7 @@ class Config:
     for name in ("pretrain_b1", "adapt_b1"):
       if not 0 <= getattr(self, name) < 1:
         raise UserError(f"{name} must lie in [0, 1), got {getattr(self, name)!r}")
-    for name in ("pretrain_weight_decay", "domain_weight", "mmd_weight"):
+    for name in ("pretrain_weight_decay", "domain_weight", "mmd_weight", "target_im_weight"):
       value = getattr(self, name)
       if not (math.isfinite(value) and value >= 0):
         raise UserError(f"--{name.replace('_', '-')} must be a finite number >= 0, "

@@ -111,3 +111,16 @@ def mmd2(source: jax.Array, target: jax.Array, kernel: str = "gaussian") -> jax.
 def domain_confusion_loss(logits: jax.Array) -> jax.Array:
   """Cross-entropy between D's output and the uniform domain distribution (Tzeng et al. 2015)."""
   return _mapping_term(logits, "confusion", label=0)
+
+
+def information_maximisation_loss(logits: jax.Array) -> jax.Array:
+  """Minus the information maximisation of target predictions (SHOT, Liang et al. 2020):
+  mean_i H(p_i) - H(mean_i p_i). Minimising it makes each prediction confident (first term)
+  while keeping the classes used evenly (second term), so it cannot be met by sending every
+  target image to one class."""
+  probs = jax.nn.softmax(logits, axis=-1)
+  log_probs = jax.nn.log_softmax(logits, axis=-1)
+  conditional = -jnp.sum(probs * log_probs, axis=-1).mean()
+  mean = probs.mean(axis=0)
+  marginal = -jnp.sum(mean * jnp.log(jnp.clip(mean, 1e-12)))
+  return conditional - marginal

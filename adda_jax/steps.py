@@ -199,14 +199,23 @@ def target_forward(nets: Networks, disc_input: str, classifier: PyTree, params: 
 
 def target_update(nets: Networks, tx: optax.GradientTransformation, loss_kind: str,
                   params: PyTree, opt: PyTree, discriminator: PyTree, target_inputs: jax.Array,
-                  pull_back: Callable) -> tuple[PyTree, PyTree, dict[str, jax.Array]]:
-  """One update of M_t to fool the (fixed) D, given M_t's forward from `target_forward`."""
-  loss, input_grads = jax.value_and_grad(
-      lambda x: losses.mapping_loss(nets.discriminator.apply(discriminator, x), loss_kind)
-  )(target_inputs)
+                  pull_back: Callable, im_weight: float = 0.0,
+                  target_logits: Callable[[jax.Array], jax.Array] | None = None
+                  ) -> tuple[PyTree, PyTree, dict[str, jax.Array]]:
+  """One update of M_t to fool the (fixed) D, given M_t's forward from `target_forward`;
+  with `im_weight`, plus that weight times the information maximisation loss of the target
+  predictions (`target_logits` maps D's inputs to the frozen C's logits)."""
+  def loss(x):
+    mapping = losses.mapping_loss(nets.discriminator.apply(discriminator, x), loss_kind)
+    if not im_weight:
+      return mapping, {"mapping_loss": mapping}
+    im = losses.information_maximisation_loss(target_logits(x))
+    return mapping + im_weight * im, {"mapping_loss": mapping, "im_loss": im}
+
+  (_, metrics), input_grads = jax.value_and_grad(loss, has_aux=True)(target_inputs)
   (grads,) = pull_back(input_grads)
   updates, opt = tx.update(grads, opt, params)
-  return optax.apply_updates(params, updates), opt, {"mapping_loss": loss}
+  return optax.apply_updates(params, updates), opt, metrics
 
 
 def target_step(nets: Networks, tx: optax.GradientTransformation, loss_kind: str,
@@ -232,8 +241,8 @@ def adapt_step(nets: Networks, tx_target, tx_disc, loss_kind: str, disc_input: s
 
 def adapt_step_on_inputs(nets: Networks, tx_target, tx_disc, loss_kind: str, disc_input: str,
                          frozen: PyTree, state: PyTree, source_inputs: jax.Array,
-                         target_images: jax.Array, simultaneous: bool = False
-                         ) -> tuple[PyTree, dict[str, jax.Array]]:
+                         target_images: jax.Array, simultaneous: bool = False,
+                         im_weight: float = 0.0) -> tuple[PyTree, dict[str, jax.Array]]:
   """`adapt_step` given D's source inputs (the frozen M_s's features, or C's logits of them),
   which the training run computes once per source image (`source_inputs`).
 
@@ -244,9 +253,12 @@ def adapt_step_on_inputs(nets: Networks, tx_target, tx_disc, loss_kind: str, dis
                                             state["target_encoder"], target_images)
   disc, disc_opt, d_metrics = discriminator_step(
       nets, tx_disc, state["discriminator"], state["disc_opt"], source_inputs, target_inputs)
+  to_logits = ((lambda x: x) if disc_input == "logits" else
+               (lambda x: nets.classifier.apply(frozen["classifier"], x)))
   target, target_opt, t_metrics = target_update(
       nets, tx_target, loss_kind, state["target_encoder"], state["target_opt"],
-      state["discriminator"] if simultaneous else disc, target_inputs, pull_back)
+      state["discriminator"] if simultaneous else disc, target_inputs, pull_back, im_weight,
+      to_logits)
   new_state = {"step": state["step"] + 1, "target_encoder": target, "discriminator": disc,
                "target_opt": target_opt, "disc_opt": disc_opt}
   return new_state, {**d_metrics, **t_metrics}

@@ -55,3 +55,22 @@ def test_mapping_losses_hand_computed():
 def test_unknown_mapping_loss():
   with pytest.raises(ValueError, match="unknown adversarial loss"):
     losses.mapping_loss(jnp.zeros(1), "wasserstein")
+
+
+def test_information_maximisation_loss_hand_computed():
+  # Two confident predictions into different classes: entropy ~0, marginal H = log 2.
+  confident = jnp.array([[20.0, 0.0], [0.0, 20.0]])
+  np.testing.assert_allclose(losses.information_maximisation_loss(confident), -np.log(2),
+                             atol=1e-6)
+  # Uniform predictions: entropy log 2 each, marginal log 2: the loss is 0.
+  np.testing.assert_allclose(losses.information_maximisation_loss(jnp.zeros((3, 2))), 0.0,
+                             atol=1e-6)
+  # Both confident in one class (collapse): entropy ~0 and marginal ~0, worse than diverse.
+  collapsed = jnp.array([[20.0, 0.0], [20.0, 0.0]])
+  assert float(losses.information_maximisation_loss(collapsed)) > -1e-6
+  # p = softmax([1, 0]) and softmax([0, 1]) by hand.
+  p = np.exp(1) / (np.exp(1) + 1)
+  h = -(p * np.log(p) + (1 - p) * np.log(1 - p))
+  np.testing.assert_allclose(
+      losses.information_maximisation_loss(jnp.array([[1.0, 0.0], [0.0, 1.0]])), h - np.log(2),
+      rtol=1e-5)

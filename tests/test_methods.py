@@ -10,6 +10,7 @@ import pytest
 from adda_jax import losses, train
 from adda_jax.configs import get_config
 from adda_jax.data.loading import DataSource
+from adda_jax.errors import UserError
 from adda_jax.methods import REGISTRY, stages_for
 from adda_jax.methods.base import DATA
 from adda_jax.runner import MAX_STAGES
@@ -201,3 +202,25 @@ def checkpoint_arrays(checkpoint) -> list[np.ndarray]:
   arrays = [np.asarray(x) for x in jax.tree.leaves(tree)]
   assert arrays, checkpoint
   return arrays
+
+
+def test_adda_target_im_term_lowers_its_loss_and_only_adda_reads_it():
+  cfg = config("adda", target_im_weight=1.0)
+  stages = stages_for(cfg)
+  earlier = {"pretrain": stages[0].init(jax.random.key(0), {})}
+  stage = stages[1]
+  state, frozen = stage.init(jax.random.key(1), earlier), stage.frozen(earlier)
+  step = jax.jit(stage.step)
+  batches = stage_batches(stage, frozen)
+  first = None
+  for _ in range(15):
+    state, metrics = step(state, frozen, batches, jax.random.key(0))
+    first = float(metrics["im_loss"]) if first is None else first
+  assert float(metrics["im_loss"]) < first
+  plain = stages_for(config("adda"))[1]
+  _, without = jax.jit(plain.step)(plain.init(jax.random.key(1), earlier), frozen, batches,
+                                   jax.random.key(0))
+  assert "im_loss" not in without
+  for other in ("dann", "adda_tied"):
+    with pytest.raises(UserError, match="--target-im-weight is not read"):
+      config(other, target_im_weight=1.0)

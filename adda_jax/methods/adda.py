@@ -6,7 +6,10 @@ sharings of the encoder between domains (`sharing`):
 
 - untied (ADDA): M_s and C stay frozen; M_t starts as M_s and alone learns to fool D:
     min_D  L_D = -E log D(M_s(x_s)) - E log(1 - D(M_t(x_t)))
-    min_Mt L_M(D(M_t(x_t)))
+    min_Mt L_M(D(M_t(x_t))) [+ target_im_weight * IM loss of C(M_t(x_t))]
+  The optional term (`--target-im-weight`, default 0: the paper) is SHOT's information
+  maximisation on the target predictions, the first target-aware component: the frozen C
+  finally hears from the target, through M_t.
 - tied (the study's proposal): one encoder M for both domains, trained jointly with C on the
   source labels and against D, so the classifier sees a space that is discriminative and
   domain-invariant at once:
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
 
 SHARINGS = ("untied", "tied", "partial")
 OPTIONS = ("sharing", "adversarial_loss", "disc_input", "disc_hidden", "adapt_update")
+UNTIED_OPTIONS = ("target_im_weight",)  # Read by untied ADDA only.
 
 
 def untied(cfg: Config, nets: Networks) -> Stage:
@@ -58,9 +62,10 @@ def untied(cfg: Config, nets: Networks) -> Stage:
   def step(state, frozen, batches, key):
     return steps.adapt_step_on_inputs(
         nets, tx_target, tx_disc, cfg.adversarial_loss, cfg.disc_input, frozen, state,
-        batches["source_images"], batches["target_images"], simultaneous)
+        batches["source_images"], batches["target_images"], simultaneous,
+        cfg.target_im_weight)
 
-  return Stage(name="adapt", label=cfg.method, fields=ADAPT_FIELDS + OPTIONS,
+  return Stage(name="adapt", label=cfg.method, fields=ADAPT_FIELDS + OPTIONS + UNTIED_OPTIONS,
                data=("source", "target"), num_steps=cfg.adapt_steps, init=init, step=step,
                frozen=lambda earlier: {"source_encoder": earlier["pretrain"]["encoder"],
                                        "classifier": earlier["pretrain"]["classifier"]},

@@ -47,7 +47,7 @@ ADAPT_FIELDS = PRETRAIN_FIELDS + ("method", "target_subset", "adapt_steps", "ada
 # Options some methods read and others do not: a config whose method does not read one must
 # leave it at its default (`--sharing` with dann means nothing, and is refused).
 METHOD_OPTIONS = ("sharing", "adversarial_loss", "disc_input", "adapt_update",
-                  "domain_weight", "mmd_kernel", "mmd_weight")
+                  "domain_weight", "mmd_kernel", "mmd_weight", "target_im_weight")
 
 
 @dataclasses.dataclass(frozen=True)
