@@ -8,8 +8,8 @@ sharings of the encoder between domains (`sharing`):
     min_D  L_D = -E log D(M_s(x_s)) - E log(1 - D(M_t(x_t)))
     min_Mt L_M(D(M_t(x_t))) [+ target_im_weight * IM loss of C(M_t(x_t))]
   The optional term (`--target-im-weight`, default 0: the paper) is SHOT's information
-  maximisation on the target predictions, the first target-aware component: the frozen C
-  finally hears from the target, through M_t.
+  maximisation on the target predictions, the first target-aware component: M_t learns to
+  make the frozen C's target predictions confident and diverse, not only to fool D.
 - tied (the study's proposal): one encoder M for both domains, trained jointly with C on the
   source labels and against D, so the classifier sees a space that is discriminative and
   domain-invariant at once:
