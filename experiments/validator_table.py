@@ -95,8 +95,12 @@ def main() -> None:
   text = markdown(table(args.workdirs, args.stage), args.stage)
   print(text, end="")
   if args.out:
-    with open(args.out, "w") as f:
-      f.write(text)
+    try:
+      with open(args.out + ".tmp", "w") as f:
+        f.write(text)
+      os.replace(args.out + ".tmp", args.out)  # Readers never see half a table.
+    except OSError as e:
+      raise UserError(f"cannot write --out {args.out} ({e.strerror}); choose a writable path")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,20 @@ TINY = ["--pair", "mnist_usps", "--data-source", "raw", "--full-sets", "--batch-
         "--checkpoint-every", "2", "--no-pictures"]
 
 
+ONE_TEST_IMAGE = 1 / 48 + 1e-9  # The generated target test split has 48 images.
+ONE_BATCH_IMAGE = 1 / 8 + 1e-9
+
+
+def close(got: float, want: float, name: str) -> None:
+  """Losses to float rounding; accuracies, which count examples, to one example (other
+  CPUs round differently, and a logit on a tie can flip)."""
+  if name.endswith("accuracy"):
+    one = ONE_TEST_IMAGE if name.startswith(("target", "val")) else ONE_BATCH_IMAGE
+    np.testing.assert_allclose(got, want, atol=one, err_msg=name)
+  else:
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=name)
+
+
 def free_port() -> int:
   with socket.socket() as s:
     s.bind(("localhost", 0))
@@ -53,8 +67,8 @@ def test_two_processes_train_one_mesh_and_match_one_process(raw_dir, tmp_path):
     assert len(two[f"{stage}_history"]) == len(one[f"{stage}_history"]) == 2
     for mine, theirs in zip(two[f"{stage}_history"], one[f"{stage}_history"]):
       for key in theirs:
-        np.testing.assert_allclose(mine[key], theirs[key], rtol=1e-4, atol=1e-5, err_msg=key)
-  assert abs(two["adda_accuracy"] - one["adda_accuracy"]) <= 0.002
+        close(mine[key], theirs[key], key)
+  assert abs(two["adda_accuracy"] - one["adda_accuracy"]) <= ONE_TEST_IMAGE
 
   # The checkpoints the two processes wrote together restore in one process.
   evaluated = subprocess.run(

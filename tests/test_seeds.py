@@ -15,6 +15,7 @@ from adda_jax.data.loading import DataSource
 from adda_jax.data.pairs import load_pair
 from adda_jax.errors import UserError
 from adda_jax.methods import stages_for
+from tests.test_hosts import close
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(pretrain_steps=6, adapt_steps=4, batch_size=8, log_every=2, checkpoint_every=2,
@@ -70,11 +71,11 @@ def test_a_vmapped_seed_matches_its_single_seed_run(raw_dir, tmp_path, method):
     for mine, theirs in zip(stacked[f"{stage.name}_history"], alone[f"{stage.name}_history"]):
       assert mine.keys() == theirs.keys()
       for key in mine:
-        np.testing.assert_allclose(mine[key], theirs[key], rtol=1e-4, atol=1e-5, err_msg=key)
+        close(mine[key], theirs[key], key)
   for mine, theirs in zip(final_predictions(cfg.replace(seed=1), str(tmp_path / "stack/seed1"),
                                             data),
                           final_predictions(cfg.replace(seed=1), str(tmp_path / "alone"), data)):
-    assert (mine == theirs).mean() >= 0.999
+    assert (mine != theirs).sum() <= 1  # Vmapped convolutions round differently.
   # The two seeds are different runs, not copies.
   assert outcome.summaries[0]["pretrain_history"] != stacked["pretrain_history"]
 
@@ -172,5 +173,4 @@ def test_vmapped_seeds_resume_each_from_its_own_step(raw_dir, tmp_path):
   resumed, original = again.summaries[0], first.summaries[0]
   assert [h["step"] for h in resumed["adapt_history"]] == [4]
   for key, value in original["adapt_history"][-1].items():
-    np.testing.assert_allclose(resumed["adapt_history"][-1][key], value, rtol=1e-4,
-                               atol=1e-5, err_msg=key)
+    close(resumed["adapt_history"][-1][key], value, key)
