@@ -21,6 +21,8 @@ def initialize(coordinator: str | None, num_processes: int | None,
   if any(given) and not all(given[1:]):
     raise UserError("--distributed outside a cluster needs --num-processes and --process-id "
                     "(and --coordinator HOST:PORT, or $JAX_COORDINATOR_ADDRESS)")
+  if num_processes is not None and num_processes < 1:
+    raise UserError(f"--num-processes must be at least 1, not {num_processes}")
   if num_processes is not None and not 0 <= (process_id or 0) < num_processes:
     raise UserError(f"--process-id {process_id} must lie in 0..{num_processes - 1}")
   try:

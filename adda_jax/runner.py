@@ -153,7 +153,7 @@ def run_steps(stage: str, state: Any, members: list[Member], commit: str,
   run stops with a UserError; in a stack, that member is dropped (and says so) and the others
   go on.
   """
-  step = int(stack.split(state)[0]["step"])
+  step = int(np.ravel(jax.device_get(state["step"]))[0])  # One counter, or one per member.
   wall = 0.0
   live = list(members)
   window_start, window_steps = time.perf_counter(), 0

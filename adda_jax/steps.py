@@ -264,14 +264,18 @@ def adapt_step_on_inputs(nets: Networks, tx_target, tx_disc, loss_kind: str, dis
   return new_state, {**d_metrics, **t_metrics}
 
 
-def source_inputs(nets: Networks, disc_input: str, frozen: PyTree, images: jax.Array,
-                  chunk: int = 1000) -> jax.Array:
-  """D's inputs for every image through the frozen M_s (and C, for logits), in chunks of
-  `chunk` images so a full training set never holds all its activations at once."""
-  forward = jax.jit(lambda images: discriminator_inputs(
+def make_source_inputs(nets: Networks, disc_input: str, chunk: int = 1000):
+  """(frozen, images) -> D's inputs for every image through the frozen M_s (and C, for
+  logits), in chunks of `chunk` images so a full training set never holds all its
+  activations at once. Compiled once: every seed of a stack reuses it."""
+  forward = jax.jit(lambda frozen, images: discriminator_inputs(
       nets, disc_input, frozen["source_encoder"], frozen["classifier"], images))
-  return jnp.concatenate([forward(images[start:start + chunk])
-                          for start in range(0, images.shape[0], chunk)])
+
+  def source_inputs(frozen: PyTree, images: jax.Array) -> jax.Array:
+    return jnp.concatenate([forward(frozen, images[start:start + chunk])
+                            for start in range(0, images.shape[0], chunk)])
+
+  return source_inputs
 
 
 def make_stage_call(step: Callable, data: dict[str, tuple[str, ...]], batch_size: int,

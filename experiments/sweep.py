@@ -19,6 +19,11 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from adda_jax.errors import UserError  # noqa: E402
+from adda_jax.seeds import parse_seeds  # noqa: E402
+
 # Variant -> run.py flags. The name is the one the tables use.
 VARIANTS = {
     "source_only": ["--method", "source_only"],
@@ -39,15 +44,11 @@ INDEPENDENT = ("target_oracle", "cogan")  # Cells with no source pretraining to 
 
 
 def seeds(text: str) -> list[int]:
-  """"0-2,5" -> [0, 1, 2, 5]."""
-  out = []
+  """"0-2,5" -> [0, 1, 2, 5], as run.py --seeds reads it."""
   try:
-    for part in text.split(","):
-      low, _, high = part.partition("-")
-      out += list(range(int(low), int(high or low) + 1))
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"{text!r} is not a seed list such as 0-2 or 0,3,5")
-  return out
+    return parse_seeds(text)
+  except UserError as e:
+    raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def positive(text: str) -> int:
@@ -153,7 +154,6 @@ def main() -> None:
   failed = run(all_cells, args)
   if os.path.exists(args.results):
     try:  # matplotlib may be missing on an accelerator host: the rows are what matters there.
-      sys.path.insert(0, ROOT)
       from experiments import method_table
     except ImportError as e:
       print(f"[sweep] no table here ({e}); run experiments/method_table.py {args.results}")

@@ -86,3 +86,13 @@ def test_distributed_flags_are_checked_in_one_line(raw_dir, tmp_path):
   assert done.returncode == 2
   assert done.stderr.startswith("error: --distributed outside a cluster needs") and \
       len(done.stderr.strip().splitlines()) == 1
+
+
+def test_process_counts_are_checked_before_joining():
+  import pytest
+  from adda_jax import hosts
+  from adda_jax.errors import UserError
+  with pytest.raises(UserError, match="--num-processes must be at least 1"):
+    hosts.initialize("localhost:1", 0, 0)
+  with pytest.raises(UserError, match=r"--process-id 2 must lie in 0\.\.1"):
+    hosts.initialize("localhost:1", 2, 2)

@@ -52,12 +52,14 @@ def untied(cfg: Config, nets: Networks) -> Stage:
   def init(key, earlier):
     return steps.init_adapt(nets, tx_target, tx_disc, earlier["pretrain"]["encoder"], key)
 
+  source_inputs = steps.make_source_inputs(nets, cfg.disc_input)
+
   def prepare(frozen, datasets):
     """M_s and C are frozen, so D's input for each source image is computed once, and the
     "source" batches hold those inputs in place of images."""
     source = datasets["source"]
     return {**datasets, "source": steps.DeviceData(
-        steps.source_inputs(nets, cfg.disc_input, frozen, source.images), source.labels)}
+        source_inputs(frozen, source.images), source.labels)}
 
   def step(state, frozen, batches, key):
     return steps.adapt_step_on_inputs(
