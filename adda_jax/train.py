@@ -16,6 +16,7 @@ import time
 from typing import Any, Callable, Iterator
 
 import jax
+import jax.numpy as jnp
 
 from adda_jax import hosts, report, steps, storage, validators
 from adda_jax.config import Config
@@ -150,7 +151,7 @@ def monitor(cfg: Config, predict, logits, pair: PairData, stage: Stage):
   (`val_source_accuracy`, with --source-val-size), and, unless --no-target-monitor, the
   target accuracy, which reads target labels and so is for watching a run only: the model a
   run keeps is always its last step's."""
-  unlabelled = validators.subset(pair.target_train[0])
+  unlabelled = jnp.asarray(validators.subset(pair.target_train[0]))  # Sent to the device once.
 
   def measure(state, frozen) -> dict[str, float]:
     encoder, classifier = stage.predictor(state, frozen)
