@@ -8,6 +8,7 @@ import sys
 from typing import Callable
 
 from adda_jax.configs import PAIRS, get_config
+from adda_jax.configs.recipes import RECIPES, apply_recipe
 from adda_jax.config import Config
 from adda_jax.data import domains
 from adda_jax.data.loading import DOMAINS, RAW_DIR_ENV, DataSource
@@ -108,6 +109,30 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
   group.add_argument("--adapt-update",
                      help="alternating (paper: D, then M_t against the new D) or "
                           "simultaneous (authors' code: both from one forward pass)")
+  group = parser.add_argument_group(
+      "self-training (a refinement stage after the method's last stage; "
+      "adda_jax/methods/self_training.py)")
+  group.add_argument("--recipe", help="a named, fixed set of settings laid over the pair's "
+                                      f"preset: {', '.join(RECIPES)} (docs/recipe.md)")
+  group.add_argument("--self-train-steps", type=int,
+                     help="steps of self-training with a mean teacher (default 0: none)")
+  group.add_argument("--self-train-lr", type=float, help="its Adam rate (default 1e-4)")
+  group.add_argument("--pseudo-threshold", type=float,
+                     help="teacher confidence a target pseudo-label needs (default 0.95)")
+  group.add_argument("--class-balanced", action=argparse.BooleanOptionalAction, default=None,
+                     help="weigh confident pseudo-labels so each class counts alike "
+                          "(default off)")
+  group.add_argument("--teacher-decay", type=float,
+                     help="the teacher's moving-average decay (default 0.999)")
+  group.add_argument("--consistency-weight", type=float,
+                     help="weight of the student-teacher consistency (default 1)")
+  group.add_argument("--label-smoothing", type=float,
+                     help="label smoothing of its source cross-entropy (default 0.1)")
+  group.add_argument("--augment-shift", type=int,
+                     help="random translation in pixels, source and target (default 2)")
+  group.add_argument("--augment-noise", type=float,
+                     help="noise on the student's target view, times the pixel range "
+                          "(default 0.1)")
   group = parser.add_argument_group("optimisation")
   group.add_argument("--pretrain-steps", type=int, help="stage 1 steps (default 10000)")
   group.add_argument("--adapt-steps", type=int, help="stage 2 steps (default 10000)")
@@ -120,6 +145,8 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
   group.add_argument("--adapt-lr", type=float,
                      help="stage 2 Adam rate for D and M_t (default 2e-4)")
   group = parser.add_argument_group("data protocol and encoder")
+  group.add_argument("--encoder", help="lenet (default; the paper's) or dtn (three stride-2 "
+                                       "convs, 64-128-256, group-normalised: for 32x32 RGB)")
   group.add_argument("--conv-relu", action=argparse.BooleanOptionalAction, default=None,
                      help="default --conv-relu: a ReLU after each conv block too, as the "
                           "released code's LeNet; --no-conv-relu: Caffe's LeNet, which the "
@@ -184,11 +211,15 @@ def read_config_file(path: str) -> Config:
 
 def config_from_args(args: argparse.Namespace) -> Config:
   cfg = base_config(args)
+  if args.recipe:
+    cfg = apply_recipe(cfg, args.recipe)
   names = ("method", "seed", "pretrain_solver", "pretrain_steps", "adapt_steps", "batch_size",
            "pretrain_lr", "adapt_lr", "adversarial_loss", "adapt_update", "disc_input",
            "sharing", "domain_weight", "mmd_kernel", "mmd_weight", "eval_split", "image_size",
-           "pixel_scale", "conv_relu", "log_every", "checkpoint_every", "select",
-           "source_val_size", "target_im_weight")
+           "pixel_scale", "conv_relu", "encoder", "log_every", "checkpoint_every", "select",
+           "source_val_size", "target_im_weight", "self_train_steps", "self_train_lr",
+           "pseudo_threshold", "class_balanced", "teacher_decay", "consistency_weight",
+           "label_smoothing", "augment_shift", "augment_noise")
   changes = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
   if args.full_sets:
     changes.update(source_subset=None, target_subset=None)

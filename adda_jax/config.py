@@ -46,8 +46,10 @@ from typing import Any
 from adda_jax.errors import UserError
 from adda_jax.data.domains import DIGITS
 from adda_jax.losses import ADVERSARIAL_LOSSES, MMD_KERNELS
+from adda_jax.models import ENCODERS
 from adda_jax.methods import REGISTRY, stages_for
 from adda_jax.methods.adda import SHARINGS
+from adda_jax.methods.self_training import OPTIONS as SELF_TRAINING_OPTIONS
 from adda_jax.methods.base import METHOD_OPTIONS, PRETRAIN_FIELDS
 from adda_jax.validators import PREFERS
 
@@ -82,7 +84,8 @@ class Config:
   subset_seed: int = 0
   eval_split: str = "test"
   # Networks.
-  conv_relu: bool = True
+  encoder: str = "lenet"  # The paper's LeNet, or "dtn": the stronger net for 32x32 RGB.
+  conv_relu: bool = True  # LeNet's.
   disc_input: str = "features"
   disc_hidden: tuple[int, ...] = (500, 500)
   adversarial_loss: str = "gan"
@@ -93,6 +96,19 @@ class Config:
   mmd_kernel: str = "gaussian"  # DDC: one Gaussian (median bandwidth) or DAN's five.
   mmd_weight: float = 0.25  # DDC's lambda.
   target_im_weight: float = 0.0  # ADDA untied: weight of the target IM loss (0: the paper).
+  # Self-training with a mean teacher after the method's last stage (0 steps: none); see
+  # adda_jax/methods/self_training.py. The other values are read only when it runs, and
+  # default to the literature's: FixMatch's 0.95 threshold, mean teacher's 0.999 decay,
+  # SHOT's 0.1 label smoothing, a 2-pixel shift (the digits' border), 0.1 noise.
+  self_train_steps: int = 0
+  self_train_lr: float = 1e-4
+  pseudo_threshold: float = 0.95
+  class_balanced: bool = False
+  teacher_decay: float = 0.999
+  consistency_weight: float = 1.0
+  label_smoothing: float = 0.1
+  augment_shift: int = 2
+  augment_noise: float = 0.1
   # Optimisation.
   batch_size: int = 128
   pretrain_solver: str = "adam"
@@ -164,24 +180,40 @@ class Config:
     for name in ("source_subset", "target_subset"):
       if getattr(self, name) is not None:
         _positive_int(name, getattr(self, name))
+    for name in ("self_train_steps", "augment_shift"):
+      if isinstance(getattr(self, name), bool) or getattr(self, name) < 0:
+        raise UserError(f"--{name.replace('_', '-')} must be a whole number >= 0, "
+                        f"got {getattr(self, name)!r}")
+    if not 0 <= self.pseudo_threshold <= 1:
+      raise UserError(f"--pseudo-threshold is a probability in [0, 1], got "
+                      f"{self.pseudo_threshold!r}")
     if not 0 <= self.seed <= MAX_SEED:
       raise UserError(f"--seed must be an integer in 0..{MAX_SEED} (JAX seeds are 32-bit), "
                       f"got {self.seed}")
-    for name in ("pretrain_lr", "adapt_lr", "pixel_scale"):
+    for name in ("pretrain_lr", "adapt_lr", "self_train_lr", "pixel_scale"):
       value = getattr(self, name)
       if not (math.isfinite(value) and value > 0):
         raise UserError(f"--{name.replace('_', '-')} must be a positive finite number, "
                         f"got {value!r}")
-    for name in ("pretrain_b1", "adapt_b1"):
+    for name in ("pretrain_b1", "adapt_b1", "teacher_decay", "label_smoothing"):
       if not 0 <= getattr(self, name) < 1:
         raise UserError(f"{name} must lie in [0, 1), got {getattr(self, name)!r}")
-    for name in ("pretrain_weight_decay", "domain_weight", "mmd_weight", "target_im_weight"):
+    for name in ("pretrain_weight_decay", "domain_weight", "mmd_weight", "target_im_weight",
+                 "consistency_weight", "augment_noise"):
       value = getattr(self, name)
       if not (math.isfinite(value) and value >= 0):
         raise UserError(f"--{name.replace('_', '-')} must be a finite number >= 0, "
                         f"got {value!r}")
+    _choice("encoder", self.encoder, ENCODERS)
+    if self.encoder not in REGISTRY[self.method].encoders:
+      raise UserError(f"--method {self.method} trains only the "
+                      f"{', '.join(REGISTRY[self.method].encoders)} encoder; drop --encoder "
+                      f"{self.encoder}")
+    if self.encoder == "dtn" and (self.image_size < 16 or self.image_size % 8):
+      raise UserError(f"--image-size must be a multiple of 8 and at least 16 for the DTN "
+                      f"encoder (three stride-2 convolutions), got {self.image_size}")
     # LeNet: two VALID 5x5 convolutions, each followed by a 2x2 pool that needs an even side.
-    if self.image_size < 16 or self.image_size % 4:
+    if self.encoder == "lenet" and (self.image_size < 16 or self.image_size % 4):
       raise UserError(f"--image-size must be a multiple of 4 and at least 16 for LeNet (two "
                       f"5x5 convolutions, each followed by a 2x2 pool), got {self.image_size}")
     if len(set(self.class_names)) != len(self.class_names) or len(self.class_names) < 2:
@@ -233,6 +265,9 @@ def _check_method_options(cfg: Config) -> None:
   read, default = cfg.stage_fields(), Config(pair="", source="", target="")
   for name in METHOD_OPTIONS:
     if name not in read and getattr(cfg, name) != getattr(default, name):
+      if not cfg.self_train_steps and name in SELF_TRAINING_OPTIONS:
+        raise UserError(f"--{name.replace('_', '-')} is read only by self-training: add "
+                        f"--self-train-steps N, or drop it")
       raise UserError(f"--{name.replace('_', '-')} is not read by --method {cfg.method} with "
                       f"these settings; drop it")
 

@@ -124,3 +124,49 @@ def information_maximisation_loss(logits: jax.Array) -> jax.Array:
   mean = probs.mean(axis=0)
   marginal = -jnp.sum(mean * jnp.log(jnp.clip(mean, 1e-12)))
   return conditional - marginal
+
+
+def smoothed_classification_loss(logits: jax.Array, labels: jax.Array,
+                                 smoothing: float) -> jax.Array:
+  """Cross-entropy against one-hot labels mixed with the uniform distribution: the true class
+  gets 1 - smoothing + smoothing / K (SHOT trains its source model so); 0 is plain CE."""
+  classes = logits.shape[-1]
+  targets = optax.smooth_labels(jax.nn.one_hot(labels, classes), smoothing)
+  return optax.softmax_cross_entropy(logits, targets).mean()
+
+
+def pseudo_labels(probs: jax.Array, threshold: float, class_balanced: bool
+                  ) -> tuple[jax.Array, jax.Array]:
+  """(labels, weights) for self-training from a teacher's class probabilities [N, K].
+
+  The label is the teacher's most probable class; an example counts (weight > 0) only when
+  that probability reaches `threshold`. Plain: weight 1 for each confident example.
+  `class_balanced`: the confident examples' weights are shared equally among the classes
+  they fall in, so each class present contributes the same total weight (the sum stays the
+  number of confident examples): a class the teacher labels often cannot drown the rest.
+  Weights carry no gradient.
+  """
+  probs = lax.stop_gradient(probs)
+  labels = jnp.argmax(probs, -1)
+  confident = (jnp.max(probs, -1) >= threshold).astype(probs.dtype)
+  if not class_balanced:
+    return labels, confident
+  per_class = jnp.zeros(probs.shape[-1], probs.dtype).at[labels].add(confident)
+  present = jnp.sum(per_class > 0)
+  share = confident.sum() / jnp.maximum(present, 1) / jnp.maximum(per_class[labels], 1)
+  return labels, confident * share
+
+
+def pseudo_label_loss(logits: jax.Array, labels: jax.Array, weights: jax.Array) -> jax.Array:
+  """Weighted cross-entropy on pseudo-labels, averaged over the whole batch (unconfident
+  examples count as zeros, so the loss grows as more examples pass the threshold)."""
+  ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  return jnp.sum(weights * ce) / logits.shape[0]
+
+
+def consistency_loss(student_logits: jax.Array, teacher_probs: jax.Array) -> jax.Array:
+  """Mean teacher's consistency (Tarvainen & Valpola 2017): the squared distance between the
+  student's and the teacher's class probabilities, summed over classes, averaged over the
+  batch; the teacher side carries no gradient."""
+  diff = jax.nn.softmax(student_logits, -1) - lax.stop_gradient(teacher_probs)
+  return jnp.sum(diff ** 2, -1).mean()

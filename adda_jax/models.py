@@ -4,6 +4,9 @@
   giving the 500-d feature M(x): Caffe's LeNet, which the paper names as its base.
   `conv_relu=True` (the training default) adds a ReLU after each pool, as the released TF
   code's LeNet (ReLU after the pool equals ReLU before it, at a quarter of the cost).
+- `DTNEncoder` (`encoder="dtn"`): the stronger conv net the digit papers after ADDA use for
+  32x32 RGB (SHOT's and DIRT-T's "DTN"): three 5x5 stride-2 convs, 64 -> 128 -> 256 channels,
+  each normalised and ReLU'd, then fc 500 -> ReLU, so C and D stay as they are.
 - `Classifier`: linear 500 -> 10 (C).
 - `Discriminator`: 500 -> 500 -> 500 -> 1 with ReLU, one logit for "source" (D); its input is
   the 500-d feature (paper) or the 10-d logits (authors' code), a config choice.
@@ -28,15 +31,18 @@ NUM_CLASSES = 10
 
 
 class Conv2d(nnx.Module):
-  """A VALID 2-D convolution (HWIO kernel, NHWC activations) through `ops.conv2d`."""
+  """A 2-D convolution (HWIO kernel, NHWC activations) through `ops.conv2d`: VALID, stride 1
+  unless told otherwise."""
 
-  def __init__(self, in_channels: int, out_channels: int, kernel: int, *, rngs: nnx.Rngs):
+  def __init__(self, in_channels: int, out_channels: int, kernel: int, *, stride: int = 1,
+               padding: str = "VALID", rngs: nnx.Rngs):
     init = nnx.initializers.lecun_normal()
     self.kernel = nnx.Param(init(rngs.params(), (kernel, kernel, in_channels, out_channels)))
     self.bias = nnx.Param(jnp.zeros((out_channels,)))
+    self.stride, self.padding = stride, padding
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    return ops.conv2d(x, self.kernel[...]) + self.bias[...]
+    return ops.conv2d(x, self.kernel[...], self.stride, self.padding) + self.bias[...]
 
 
 class LeNetEncoder(nnx.Module):
@@ -61,6 +67,40 @@ class LeNetEncoder(nnx.Module):
     block2 = conv_activation(ops.max_pool_2x2(self.conv2(block1)))
     flat = block2.reshape(block2.shape[0], -1)
     return [block1.reshape(block1.shape[0], -1), flat, jax.nn.relu(self.fc(flat))]
+
+
+class DTNEncoder(nnx.Module):
+  """DTN-style encoder: images [N, S, S, C] (S a multiple of 8) -> features [N, 500].
+
+  Each conv block is normalised per example (group normalisation, 32 groups), not with batch
+  statistics: no statistic is shared across images, so the choice between statistics shared
+  by both domains and statistics per domain does not arise, a prediction never depends on the
+  other images in its batch (or on the padding of the last evaluation batch), and nothing
+  about the target is learned but through the losses, as the unsupervised setting requires.
+  """
+  WIDTHS = (64, 128, 256)
+
+  def __init__(self, image_size: int, channels: int, *, rngs: nnx.Rngs):
+    sizes = (channels, *self.WIDTHS)
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:]), start=1):
+      setattr(self, f"conv{i}", Conv2d(a, b, 5, stride=2, padding="SAME", rngs=rngs))
+      setattr(self, f"norm{i}", nnx.GroupNorm(b, num_groups=32, rngs=rngs))
+    side = image_size // 8
+    self.fc = nnx.Linear(self.WIDTHS[-1] * side * side, FEATURES, rngs=rngs)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return self.blocks(x)[-1]
+
+  def blocks(self, x: jax.Array) -> list[jax.Array]:
+    """Each block's output, flattened: the three conv blocks, then fc 500 (the features)."""
+    out = []
+    for i in range(1, len(self.WIDTHS) + 1):
+      x = jax.nn.relu(getattr(self, f"norm{i}")(getattr(self, f"conv{i}")(x)))
+      out.append(x.reshape(x.shape[0], -1))
+    return out + [jax.nn.relu(self.fc(out[-1]))]
+
+
+ENCODERS = ("lenet", "dtn")
 
 
 class Classifier(nnx.Module):
@@ -118,11 +158,15 @@ class Networks:
 
 def make_networks(image_size: int, channels: int, disc_input: str,
                   disc_hidden: tuple[int, ...], conv_relu: bool = True,
-                  num_classes: int = NUM_CLASSES) -> Networks:
+                  num_classes: int = NUM_CLASSES, encoder: str = "lenet") -> Networks:
+  """C, D and the encoder `encoder` ("lenet", or "dtn", which has no conv_relu choice)."""
   disc_in = {"features": FEATURES, "logits": num_classes}[disc_input]
+  if encoder == "dtn":
+    build = lambda rngs: DTNEncoder(image_size, channels, rngs=rngs)
+  else:
+    build = lambda rngs: LeNetEncoder(image_size, channels, conv_relu, rngs=rngs)
   return Networks(
-      encoder=PureModule(lambda rngs: LeNetEncoder(image_size, channels, conv_relu,
-                                                   rngs=rngs)),
+      encoder=PureModule(build),
       classifier=PureModule(lambda rngs: Classifier(num_classes, rngs=rngs)),
       discriminator=discriminator(disc_in, disc_hidden),
   )

@@ -14,9 +14,10 @@ import jax
 from jax import lax
 
 
-def conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """VALID, stride-1 convolution: x [N, H, W, Cin], kernel [kh, kw, Cin, Cout]."""
-  return lax.conv_general_dilated(x, kernel, (1, 1), "VALID",
+def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1,
+           padding: str = "VALID") -> jax.Array:
+  """2-D convolution (LeNet's: VALID, stride 1): x [N, H, W, Cin], kernel [kh, kw, Cin, Cout]."""
+  return lax.conv_general_dilated(x, kernel, (stride, stride), padding,
                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 

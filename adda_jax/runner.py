@@ -34,14 +34,16 @@ Log = Callable[[str], None]
 Measure = Callable[[Any, Any], dict[str, float]]
 EVAL_BATCH = 1000
 SELECTED_SUFFIX = "_selected"  # WORKDIR/<stage>_selected: the --select checkpoint.
-MAX_STAGES = 2  # The seed's key splits into an (init, data) pair for each of two stages.
-
-
-def stage_keys(seed: int) -> list[tuple[jax.Array, jax.Array]]:
-  """(init key, data key) for stage 0 and 1 of a run: a stage's draws depend only on the seed
-  and its position, so every method's stage 1 (source pretraining) is the same."""
-  keys = jax.random.split(jax.random.key(seed), 2 * MAX_STAGES)
-  return [(keys[2 * i], keys[2 * i + 1]) for i in range(MAX_STAGES)]
+def stage_keys(seed: int, index: int) -> tuple[jax.Array, jax.Array]:
+  """(init key, data key) of the stage at `index` of a run: a stage's draws depend only on
+  the seed and its position, so every method's stage 1 (source pretraining) is the same.
+  Stages 0 and 1 split the seed's key four ways (as runs have from the start); a later stage
+  (self-training) folds its index in first, leaving the earlier stages' keys as they were."""
+  if index < 2:
+    keys = jax.random.split(jax.random.key(seed), 4)
+    return keys[2 * index], keys[2 * index + 1]
+  init, data = jax.random.split(jax.random.fold_in(jax.random.key(seed), index))
+  return init, data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -280,7 +282,7 @@ class StageRunner:
     return StageCheckpoints(os.path.join(self.workdir, stage.name), self.cfg.keep_checkpoints)
 
   def initial_state(self, stage: Stage, index: int, earlier: Mapping[str, Any]) -> Any:
-    return stage.init(stage_keys(self.cfg.seed)[index][0], earlier)
+    return stage.init(stage_keys(self.cfg.seed, index)[0], earlier)
 
   def restore_final(self, stage: Stage, index: int, earlier: Mapping[str, Any]
                     ) -> tuple[Any, StageRecord]:
@@ -343,7 +345,7 @@ class StageRunner:
     call = steps.make_stage_call(stage.step, {name: DATA[name] for name in stage.data},
                                  self.cfg.batch_size, self.placement.shard_batch)
     inputs = stage.inputs(frozen, datasets)
-    key = stage_keys(self.cfg.seed)[index][1]
+    key = stage_keys(self.cfg.seed, index)[1]
     run_chunk = lambda state, n: steps.run_calls(
         lambda s, m: call(s, frozen, inputs, key, num_steps=m), state, n, self.steps_per_call,
         progress.advance)

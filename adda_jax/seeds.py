@@ -171,7 +171,7 @@ def _train_stacked(stage: Stage, index: int, runners: dict[int, StageRunner],
   for start, group in sorted(by_step.items()):
     state = placement.replicate(_stacked([starts[seed][0] for seed in group]))
     group_frozen = placement.replicate(_stacked([frozen[seed] for seed in group]))
-    keys = jnp.stack([stage_keys(seed)[index][1] for seed in group])
+    keys = jnp.stack([stage_keys(seed, index)[1] for seed in group])
     inputs, own = _group_inputs(stage, [placement.replicate(frozen[seed]) for seed in group],
                                 datasets)
     call = steps.make_stage_call(stage.step, {name: DATA[name] for name in stage.data},

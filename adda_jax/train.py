@@ -45,7 +45,7 @@ def _print(message: str) -> None:
 
 def _networks(cfg: Config):
   return make_networks(cfg.image_size, cfg.channels, cfg.disc_input, cfg.disc_hidden,
-                       cfg.conv_relu, len(cfg.class_names))
+                       cfg.conv_relu, len(cfg.class_names), cfg.encoder)
 
 
 def compiled_predict(cfg: Config):
@@ -59,7 +59,8 @@ def compiled_logits(cfg: Config):
 def stage_names(cfg: Config) -> set[str]:
   """Every method's stage folders and their other outputs, for --fresh to delete whatever
   run the workdir held."""
-  return {folder for name in REGISTRY for stage in stages_for(cfg.replace(method=name))
+  every = [cfg.replace(method=name, self_train_steps=1) for name in REGISTRY]
+  return {folder for each in every for stage in stages_for(each)
           for folder in (stage.name, stage.name + SELECTED_SUFFIX, *stage.outputs)}
 
 

@@ -17,6 +17,10 @@
 #                vmapped program, whole command timed; then the same seeds one after another
 #                in one process (--seeds-strategy sequential), capped at SEQUENTIAL_SECONDS
 #                (240); rows in seeds_vmap.csv / seeds_sequential.csv
+#   recipe       run.py --recipe adda_selftrain --seeds SEEDS (0-2) on RECIPE_PAIRS (default
+#                mnist_usps usps_mnist mnist_mnistm; MNIST-M as 32x32 RGB with --encoder dtn),
+#                each pair capped at RECIPE_SECONDS (240); rows in recipe.csv, logs in
+#                recipe_PAIR.txt, summaries and metrics in recipe_logs.tar.gz
 # PARTS picks them (default "bench timed sweep", SWEEP=protocols).
 #
 # The GPU host has JAX with CUDA but no TFDS/TensorFlow and no network, and ../shared does not
@@ -94,8 +98,6 @@ if has seeds; then
       "$start" | tee -a "$out/seeds_$strategy.txt"
   done
 fi
-has sweep || exit 0
-
 join_mnistm() {  # The parts carried by earlier calls, joined once the checksum matches.
   local whole=.gpu_data/mnist_m/mnist_m.tar.gz
   [ -f "$whole" ] || ! ls .gpu_mnistm_*/part-* >/dev/null 2>&1 && return
@@ -108,6 +110,19 @@ join_mnistm() {  # The parts carried by earlier calls, joined once the checksum 
     rm -f "$whole.tmp"; echo "MNIST-M: $(ls .gpu_mnistm_*/part-* | wc -l) parts here, not whole yet"
   fi
 }
+if has recipe; then  # The target-aware recipe (docs/recipe.md), full sets, seeds vmapped.
+  join_mnistm 2>&1 | tee -a "$out/gpu.txt"
+  for pair in ${RECIPE_PAIRS:-mnist_usps usps_mnist mnist_mnistm}; do
+    extra=(); [ "$pair" = mnist_mnistm ] && extra=(--rgb32 --encoder dtn)
+    timeout "${RECIPE_SECONDS:-240}" python3 experiments/run.py --pair "$pair" \
+      --recipe adda_selftrain --seeds "${SEEDS:-0-2}" --data-source raw --raw-dir .gpu_data \
+      --workdir "/tmp/gpu/recipe/$pair" --results "$out/recipe.csv" --no-pictures \
+      "${extra[@]}" 2>&1 | tee "$out/recipe_$pair.txt"
+  done
+  find /tmp/gpu/recipe \( -name summary.json -o -name metrics.jsonl \) -print0 \
+    | tar -czf "$out/recipe_logs.tar.gz" --null -T -
+fi
+has sweep || exit 0
 if [ "$sweep_kind" = methods ]; then  # The method table; stage 1 once per pair and seed.
   join_mnistm 2>&1 | tee -a "$out/gpu.txt"
   timeout "$sweep_seconds" python3 experiments/sweep.py --pairs ${SWEEP_PAIRS:-mnist_usps usps_mnist} \

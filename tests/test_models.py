@@ -51,3 +51,33 @@ def test_encoder_matches_a_hand_written_lenet(conv_relu):
   other = make_networks(28, 1, "features", (500, 500), conv_relu=not conv_relu)
   chex.assert_trees_all_equal_shapes(p, other.encoder.init(jax.random.key(0)))
   assert not jnp.allclose(other.encoder.apply(p, x), expected, atol=1e-3)
+
+
+def test_dtn_encoder_shapes_and_per_example_normalisation():
+  nets = make_networks(32, 3, "features", (500, 500), encoder="dtn")
+  params = nets.encoder.init(jax.random.key(0))
+  assert params["conv1"]["kernel"].shape == (5, 5, 3, 64)
+  assert params["fc"]["kernel"].shape == (256 * 4 * 4, 500)
+  images = jax.random.uniform(jax.random.key(1), (6, 32, 32, 3))
+  features = nets.encoder.apply(params, images)
+  chex.assert_shape(features, (6, 500))
+  assert float(features.min()) >= 0.0
+  blocks = nets.encoder.apply(params, images, "blocks")
+  assert [b.shape[1] for b in blocks] == [16 * 16 * 64, 8 * 8 * 128, 4 * 4 * 256, 500]
+  # No statistic crosses images: an image's features do not depend on its batch.
+  alone = nets.encoder.apply(params, images[:1])
+  with_others = nets.encoder.apply(params, jnp.concatenate([images[:1], jnp.zeros_like(images)]))
+  chex.assert_trees_all_close(alone, with_others[:1], atol=1e-5)
+
+
+def test_dtn_encoder_is_refused_where_it_cannot_work():
+  from adda_jax.configs import get_config
+  from adda_jax.errors import UserError
+  cfg = get_config("mnist_mnistm").replace(encoder="dtn", image_size=32, channels=3)
+  assert cfg.validate().encoder == "dtn"
+  with pytest.raises(UserError, match="multiple of 8"):
+    cfg.replace(image_size=28).validate()
+  with pytest.raises(UserError, match="--method cogan trains only the lenet encoder"):
+    cfg.replace(method="cogan").validate()
+  with pytest.raises(UserError, match="unknown encoder"):
+    cfg.replace(encoder="resnet").validate()

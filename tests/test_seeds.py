@@ -57,10 +57,12 @@ def test_auto_strategy_is_sequential_on_cpu():
     seeds.chosen_strategy("parallel")
 
 
-@pytest.mark.parametrize("method", ["adda", "dann"])
-def test_a_vmapped_seed_matches_its_single_seed_run(raw_dir, tmp_path, method):
+@pytest.mark.parametrize("changes", [{"method": "adda"}, {"method": "dann"},
+                                     {"method": "adda", "self_train_steps": 4}],
+                         ids=["adda", "dann", "adda+selftrain"])
+def test_a_vmapped_seed_matches_its_single_seed_run(raw_dir, tmp_path, changes):
   data = DataSource("raw", raw_dir)
-  cfg = tiny(method=method)
+  cfg = tiny(**changes)
   outcome = seeds.run_seeds(cfg, [0, 1], str(tmp_path / "stack"), data, strategy="vmap",
                             log=lambda _: None)
   assert outcome.failed == {} and sorted(outcome.summaries) == [0, 1]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import jax
 
 from adda_jax import steps
-from adda_jax.models import Networks
+from adda_jax.models import ENCODERS, Networks
 
 if TYPE_CHECKING:
   from adda_jax.config import Config
@@ -38,7 +38,7 @@ DATA = {
 # The fields every stage reads: the data, the encoder, the batch and the seed.
 COMMON_FIELDS = ("pair", "source", "target", "class_names", "seed", "image_size", "channels",
                  "pixel_scale", "source_subset", "source_val_size", "subset_seed", "conv_relu",
-                 "batch_size")
+                 "encoder", "batch_size")
 PRETRAIN_FIELDS = COMMON_FIELDS + ("pretrain_solver", "pretrain_steps", "pretrain_lr",
                                    "pretrain_b1", "pretrain_weight_decay")
 # Fields of stage 2 that every method reading them interprets alike.
@@ -47,7 +47,10 @@ ADAPT_FIELDS = PRETRAIN_FIELDS + ("method", "target_subset", "adapt_steps", "ada
 # Options some methods read and others do not: a config whose method does not read one must
 # leave it at its default (`--sharing` with dann means nothing, and is refused).
 METHOD_OPTIONS = ("sharing", "adversarial_loss", "disc_input", "adapt_update",
-                  "domain_weight", "mmd_kernel", "mmd_weight", "target_im_weight")
+                  "domain_weight", "mmd_kernel", "mmd_weight", "target_im_weight",
+                  # Self-training's, read only with self_train_steps > 0.
+                  "self_train_lr", "pseudo_threshold", "class_balanced", "teacher_decay",
+                  "consistency_weight", "label_smoothing", "augment_shift", "augment_noise")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,11 +97,13 @@ class Stage:
 @dataclasses.dataclass(frozen=True)
 class Method:
   """A method: its stages for a config (at most two: the shared source pretraining, then
-  the method's own stage). The config fields it reads are those its stages declare."""
+  the method's own stage; self-training may follow them). The config fields it reads are
+  those its stages declare."""
   name: str
   summary: str  # One line for --help and the README's table.
   stages: Callable[[Config, Networks], list[Stage]]
   uses_target_labels: bool = False
+  encoders: tuple[str, ...] = ENCODERS  # The `encoder` settings it can train.
 
 
 def pretrain_optimizer(cfg: Config):

@@ -289,4 +289,5 @@ METHOD = Method(
     summary="coupled GANs (Liu & Tuzel 2016): paired generators and discriminators sharing "
             "weights; C on the target discriminator's features",
     stages=lambda cfg, nets: [CoGAN(cfg, nets).stage()],
+    encoders=("lenet",),  # Its discriminators' shared layers are LeNet's.
 )

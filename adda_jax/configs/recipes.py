@@ -1,0 +1,28 @@
+"""Named recipes: one fixed set of changes laid over any pair's preset (`--recipe NAME`).
+
+A recipe's values are the same for every pair and none was chosen by reading target labels;
+docs/recipe.md gives the rule behind each one.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from adda_jax.config import Config
+from adda_jax.errors import UserError
+
+RECIPES: dict[str, dict[str, Any]] = {
+    # ADDA (the paper's two stages, unchanged), then self-training with a mean teacher, on
+    # the full training sets, with 1,000 source images held out for the source validator and
+    # the checkpoint SND prefers kept beside the last step's.
+    "adda_selftrain": dict(
+        method="adda", source_subset=None, target_subset=None, source_val_size=1000,
+        self_train_steps=5000, self_train_lr=1e-4, pseudo_threshold=0.95,
+        class_balanced=False, teacher_decay=0.999, consistency_weight=1.0,
+        label_smoothing=0.1, augment_shift=2, augment_noise=0.1, select="snd"),
+}
+
+
+def apply_recipe(cfg: Config, name: str) -> Config:
+  if name not in RECIPES:
+    raise UserError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
+  return cfg.replace(**RECIPES[name])

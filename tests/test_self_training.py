@@ -1,0 +1,161 @@
+"""Self-training with a mean teacher (adda_jax/methods/self_training.py), its losses
+(adda_jax/losses.py), its augmentation (adda_jax/augment.py) and the recipe that uses it."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from adda_jax import losses, train
+from adda_jax.augment import augment, translate
+from adda_jax.configs.recipes import RECIPES
+from adda_jax.data.loading import DataSource
+from adda_jax.errors import UserError
+from adda_jax.methods import stages_for
+from adda_jax.methods.self_training import ema
+from tests.test_cli import assert_one_line_error, run_cli
+from tests.test_methods import PRESET, stage_batches
+from tests.test_train import tiny
+
+
+def test_smoothed_cross_entropy_matches_hand_computation():
+  logits = jnp.array([[2.0, 0.0, -1.0]])
+  probs = np.exp([2.0, 0.0, -1.0]) / np.exp([2.0, 0.0, -1.0]).sum()
+  target = np.array([0.9 + 0.1 / 3, 0.1 / 3, 0.1 / 3])
+  expected = -(target * np.log(probs)).sum()
+  np.testing.assert_allclose(losses.smoothed_classification_loss(logits, jnp.array([0]), 0.1),
+                             expected, rtol=1e-6)
+  np.testing.assert_allclose(losses.smoothed_classification_loss(logits, jnp.array([0]), 0.0),
+                             -np.log(probs[0]), rtol=1e-6)
+
+
+TOY_PROBS = jnp.array([[0.97, 0.02, 0.01],   # class 0, confident
+                       [0.96, 0.03, 0.01],   # class 0, confident
+                       [0.98, 0.01, 0.01],   # class 0, confident
+                       [0.50, 0.40, 0.10],   # class 0, not confident
+                       [0.02, 0.97, 0.01],   # class 1, confident
+                       [0.10, 0.20, 0.70]])  # class 2, not confident
+
+
+def test_pseudo_labels_keep_the_confident_and_balance_classes():
+  labels, weights = losses.pseudo_labels(TOY_PROBS, 0.95, class_balanced=False)
+  np.testing.assert_array_equal(labels, [0, 0, 0, 0, 1, 2])
+  np.testing.assert_array_equal(weights, [1, 1, 1, 0, 1, 0])
+  # Balanced: 4 confident examples over 2 classes, so each class carries a total of 2.
+  _, balanced = losses.pseudo_labels(TOY_PROBS, 0.95, class_balanced=True)
+  np.testing.assert_allclose(balanced, [2 / 3, 2 / 3, 2 / 3, 0, 2, 0], rtol=1e-6)
+  _, none = losses.pseudo_labels(TOY_PROBS, 0.99, class_balanced=True)
+  np.testing.assert_array_equal(none, np.zeros(6))
+
+
+def test_pseudo_label_and_consistency_losses_match_hand_computation():
+  logits = jnp.array([[1.0, 0.0], [0.0, 2.0]])
+  p = np.exp([[1.0, 0.0], [0.0, 2.0]])
+  p /= p.sum(-1, keepdims=True)
+  ce = -np.log(p[[0, 1], [0, 0]])
+  np.testing.assert_allclose(
+      losses.pseudo_label_loss(logits, jnp.array([0, 0]), jnp.array([1.0, 0.5])),
+      (ce[0] + 0.5 * ce[1]) / 2, rtol=1e-6)
+  teacher = np.array([[0.5, 0.5], [0.1, 0.9]])
+  np.testing.assert_allclose(losses.consistency_loss(logits, jnp.asarray(teacher)),
+                             ((p - teacher) ** 2).sum(-1).mean(), rtol=1e-6)
+  grad = jax.grad(lambda t: losses.consistency_loss(logits, t))(jnp.asarray(teacher))
+  np.testing.assert_array_equal(grad, np.zeros_like(teacher))  # The teacher is a target.
+
+
+def test_translation_moves_each_image_by_at_most_the_shift_and_keeps_its_shape():
+  images = jnp.zeros((32, 9, 9, 1)).at[:, 4, 4, 0].set(1.0)  # One lit pixel in the centre.
+  moved = np.asarray(translate(jax.random.key(0), images, 2))
+  assert moved.shape == images.shape
+  rows, cols = np.nonzero(moved[..., 0])[1:]
+  assert len(rows) == 32  # The pixel stays inside, once per image.
+  assert np.all(np.abs(rows - 4) <= 2) and np.all(np.abs(cols - 4) <= 2)
+  assert len(set(zip(rows, cols))) > 5  # Images move independently.
+  np.testing.assert_array_equal(translate(jax.random.key(0), images, 0), images)
+  noisy = augment(jax.random.key(1), images, 0, noise=0.5, pixel_scale=1.0)
+  assert float(noisy.min()) >= 0.0 and float(noisy.max()) <= 1.0
+  assert not np.allclose(noisy, images)
+
+
+def build(**changes):
+  """A self-training stage after ADDA, and its state, from untrained earlier stages."""
+  cfg = PRESET.replace(self_train_steps=5, **changes).validate()
+  stages = stages_for(cfg)
+  earlier = {}
+  for index, stage in enumerate(stages):
+    earlier[stage.name] = stage.init(jax.random.key(index), earlier)
+  return stages, earlier
+
+
+def test_stage_follows_the_method_and_starts_from_its_target_model():
+  stages, earlier = build()
+  assert [s.name for s in stages] == ["pretrain", "adapt", "selftrain"]
+  assert stages[-1].label == "adda+selftrain"
+  state = earlier["selftrain"]
+  start = stages[1].predictor(earlier["adapt"], stages[1].frozen(earlier))
+  for model in (state["student"], state["teacher"]):
+    jax.tree.map(np.testing.assert_array_equal, (model["encoder"], model["classifier"]), start)
+  only, _ = build(method="source_only")
+  assert [s.label for s in only] == ["source_only", "source_only+selftrain"]
+  assert "target_labelled" not in stages[-1].data  # Self-training reads no target label.
+
+
+def test_teacher_is_the_moving_average_of_the_student_and_the_loss_falls():
+  stages, earlier = build(teacher_decay=0.9)
+  stage, state = stages[-1], earlier["selftrain"]
+  batches = stage_batches(stage, {})
+  step = jax.jit(stage.step)
+  first = None
+  for i in range(12):
+    before = state["teacher"]
+    state, metrics = step(state, {}, batches, jax.random.key(i))
+    expected = jax.tree.map(lambda t, s: 0.9 * t + 0.1 * s, before, state["student"])
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+                 state["teacher"], expected)
+    first = float(metrics["source_loss"]) if first is None else first
+  assert float(metrics["source_loss"]) < first
+  assert not np.allclose(state["teacher"]["classifier"]["fc"]["kernel"],
+                         state["student"]["classifier"]["fc"]["kernel"])
+  same = ema({"w": jnp.ones(2)}, {"w": jnp.ones(2)}, 0.5)
+  np.testing.assert_array_equal(same["w"], jnp.ones(2))
+
+
+def test_alarm_names_pseudo_label_collapse():
+  stages, _ = build()
+  alarms = stages[-1].alarms
+  assert alarms({"pseudo_classes": 9.0}) == []
+  assert "collapsing" in alarms({"pseudo_classes": 2.0})[0]
+
+
+def test_run_reports_each_stage_and_resumes_exactly(raw_dir, tmp_path):
+  cfg = tiny(self_train_steps=4, checkpoint_every=2, keep_checkpoints=3)
+  data = DataSource("raw", raw_dir)
+  straight = train.run(cfg, str(tmp_path / "straight"), data, log=lambda _: None)
+  for label in ("source_only", "adda", "adda+selftrain"):
+    assert 0.0 <= straight[f"{label}_accuracy"] <= 1.0
+  assert straight["selftrain_history"][-1]["step"] == 4
+  cut = tmp_path / "cut"
+  train.run(cfg, str(cut), data, log=lambda _: None)
+  import shutil
+  shutil.rmtree(cut / "selftrain" / "4")
+  (cut / "summary.json").unlink()
+  lines = []
+  resumed = train.run(cfg, str(cut), data, log=lines.append)
+  assert "[selftrain] resuming from the checkpoint at step 2" in lines
+  assert resumed["adda+selftrain_accuracy"] == straight["adda+selftrain_accuracy"]
+  assert resumed["selftrain_history"][-1] == straight["selftrain_history"][-1]
+
+
+def test_recipe_fixes_every_self_training_value_and_options_need_the_stage(tmp_path):
+  recipe = PRESET.replace(**RECIPES["adda_selftrain"]).validate()
+  assert recipe.self_train_steps > 0 and recipe.source_subset is None
+  with pytest.raises(UserError, match="read only by self-training"):
+    PRESET.replace(pseudo_threshold=0.9).validate()
+  with pytest.raises(UserError, match="pseudo-threshold"):
+    PRESET.replace(self_train_steps=5, pseudo_threshold=1.5).validate()
+  result = run_cli("--pair", "mnist_usps", "--workdir", str(tmp_path / "run"),
+                   "--teacher-decay", "0.99")
+  assert_one_line_error(result, "--teacher-decay is read only by self-training")
+  result = run_cli("--pair", "mnist_usps", "--workdir", str(tmp_path / "run"),
+                   "--recipe", "nonesuch")
+  assert_one_line_error(result, "unknown recipe 'nonesuch'")
+  assert not (tmp_path / "run").exists()
