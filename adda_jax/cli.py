@@ -127,7 +127,7 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
   group.add_argument("--consistency-weight", type=float,
                      help="weight of the student-teacher consistency (default 1)")
   group.add_argument("--label-smoothing", type=float,
-                     help="label smoothing of its source cross-entropy (default 0.1)")
+                     help="label smoothing of its source cross-entropy (default 0)")
   group.add_argument("--augment-shift", type=int,
                      help="random translation in pixels, source and target (default 2)")
   group.add_argument("--augment-noise", type=float,

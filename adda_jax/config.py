@@ -98,15 +98,15 @@ class Config:
   target_im_weight: float = 0.0  # ADDA untied: weight of the target IM loss (0: the paper).
   # Self-training with a mean teacher after the method's last stage (0 steps: none); see
   # adda_jax/methods/self_training.py. The other values are read only when it runs, and
-  # default to the literature's: FixMatch's 0.95 threshold, mean teacher's 0.999 decay,
-  # SHOT's 0.1 label smoothing, a 2-pixel shift (the digits' border), 0.1 noise.
+  # default to the literature's: FixMatch's 0.95 threshold, mean teacher's 0.999 decay, a
+  # 2-pixel shift (the digits' border), 0.1 noise; label smoothing off (docs/recipe.md).
   self_train_steps: int = 0
   self_train_lr: float = 1e-4
   pseudo_threshold: float = 0.95
   class_balanced: bool = False
   teacher_decay: float = 0.999
   consistency_weight: float = 1.0
-  label_smoothing: float = 0.1
+  label_smoothing: float = 0.0
   augment_shift: int = 2
   augment_noise: float = 0.1
   # Optimisation.
