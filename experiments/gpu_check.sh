@@ -19,8 +19,10 @@
 #                (240); rows in seeds_vmap.csv / seeds_sequential.csv
 #   recipe       run.py --recipe adda_selftrain --seeds SEEDS (0-2) on RECIPE_PAIRS (default
 #                mnist_usps usps_mnist mnist_mnistm; MNIST-M as 32x32 RGB with --encoder dtn),
-#                each pair capped at RECIPE_SECONDS (240); rows in recipe.csv, logs in
-#                recipe_PAIR.txt, summaries and metrics in recipe_logs.tar.gz
+#                each pair capped at RECIPE_SECONDS (240), then the ablation without ADDA
+#                (--method source_only: self-training straight from the source model); rows
+#                in recipe.csv, logs in recipe_ARM_PAIR.txt, summaries and metrics in
+#                recipe_logs.tar.gz
 # PARTS picks them (default "bench timed sweep", SWEEP=protocols).
 #
 # The GPU host has JAX with CUDA but no TFDS/TensorFlow and no network, and ../shared does not
@@ -114,10 +116,13 @@ if has recipe; then  # The target-aware recipe (docs/recipe.md), full sets, seed
   join_mnistm 2>&1 | tee -a "$out/gpu.txt"
   for pair in ${RECIPE_PAIRS:-mnist_usps usps_mnist mnist_mnistm}; do
     extra=(); [ "$pair" = mnist_mnistm ] && extra=(--rgb32 --encoder dtn)
-    timeout "${RECIPE_SECONDS:-240}" python3 experiments/run.py --pair "$pair" \
-      --recipe adda_selftrain --seeds "${SEEDS:-0-2}" --data-source raw --raw-dir .gpu_data \
-      --workdir "/tmp/gpu/recipe/$pair" --results "$out/recipe.csv" --no-pictures \
-      "${extra[@]}" 2>&1 | tee "$out/recipe_$pair.txt"
+    for arm in adda source_only; do  # source_only: the ablation without ADDA's stage 2
+      timeout "${RECIPE_SECONDS:-240}" python3 experiments/run.py --pair "$pair" \
+        --recipe adda_selftrain --method "$arm" --seeds "${SEEDS:-0-2}" --data-source raw \
+        --pretrain-steps "$steps" --adapt-steps "$steps" --self-train-steps "$((steps / 2))" \
+        --raw-dir .gpu_data --workdir "/tmp/gpu/recipe/$arm/$pair" --results "$out/recipe.csv" \
+        --no-pictures "${extra[@]}" 2>&1 | tee "$out/recipe_${arm}_$pair.txt"
+    done
   done
   find /tmp/gpu/recipe \( -name summary.json -o -name metrics.jsonl \) -print0 \
     | tar -czf "$out/recipe_logs.tar.gz" --null -T -
