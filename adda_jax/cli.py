@@ -170,9 +170,9 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
   group.add_argument("--select", metavar="VALIDATOR",
                      help="also keep the final stage's model at the progress line this "
                           "label-free validator prefers (entropy, im, bnm, snd; "
-                          "source_accuracy with --source-val-size) and report it beside the "
-                          "last step's, with the oracle choice (reads target labels) labelled "
-                          "as such")
+                          "source_accuracy and dev with --source-val-size) and report it "
+                          "beside the last step's, with the oracle choice (reads target "
+                          "labels) labelled as such")
   group.add_argument("--no-target-monitor", action="store_true",
                      help="skip the target accuracy shown at each progress line (it reads "
                           "target labels, for watching a run; no run selects on it)")

@@ -51,7 +51,7 @@ from adda_jax.methods import REGISTRY, stages_for
 from adda_jax.methods.adda import SHARINGS
 from adda_jax.methods.self_training import OPTIONS as SELF_TRAINING_OPTIONS
 from adda_jax.methods.base import METHOD_OPTIONS, PRETRAIN_FIELDS
-from adda_jax.validators import PREFERS
+from adda_jax.validators import NEEDS_SOURCE_VAL, PREFERS
 
 PRETRAIN_SOLVERS = ("adam", "caffe_lenet")
 DISC_INPUTS = ("features", "logits")
@@ -167,9 +167,9 @@ class Config:
     _choice("eval split", self.eval_split, EVAL_SPLITS)
     if self.select:
       _choice("select", self.select, tuple(PREFERS))
-    if self.select == "source_accuracy" and not self.source_val_size:
-      raise UserError("--select source_accuracy needs held-out source images: add "
-                      "--source-val-size N")
+    if self.select in NEEDS_SOURCE_VAL and not self.source_val_size:
+      raise UserError(f"--select {self.select} needs held-out source images: add "
+                      f"--source-val-size N")
     if not isinstance(self.source_val_size, int) or self.source_val_size < 0:
       raise UserError(f"source_val_size must be a whole number >= 0, not "
                       f"{self.source_val_size!r}")

@@ -330,6 +330,16 @@ def make_logits(nets: Networks):
   return logits
 
 
+def make_features(nets: Networks):
+  """jit(encoder, images) -> features M(x) (for deep embedded validation)."""
+
+  @functools.partial(jax.jit, compiler_options=xla_options.for_default_backend("eval"))
+  def features(encoder, images):
+    return nets.encoder.apply(encoder, images)
+
+  return features
+
+
 def make_predict(nets: Networks):
   """jit(encoder, classifier, images) -> predicted labels: C(M(x))."""
 

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from adda_jax import hosts, report, steps, storage, validators
 from adda_jax.config import Config
@@ -54,6 +55,10 @@ def compiled_predict(cfg: Config):
 
 def compiled_logits(cfg: Config):
   return steps.make_logits(_networks(cfg))
+
+
+def compiled_features(cfg: Config):
+  return steps.make_features(_networks(cfg))
 
 
 def stage_names(cfg: Config) -> set[str]:
@@ -149,10 +154,15 @@ def monitor(cfg: Config, predict, logits, pair: PairData, stage: Stage):
   """What each progress line measures besides the step's own metrics: the label-free
   validators (`val_entropy`, `val_im`, `val_bnm`, `val_snd`; adda_jax/validators.py) on a
   fixed draw of unlabelled target training images, the accuracy on held-out source images
-  (`val_source_accuracy`, with --source-val-size), and, unless --no-target-monitor, the
+  (`val_source_accuracy`, with --source-val-size) and their deep embedded validation risk
+  (`val_dev`), and, unless --no-target-monitor, the
   target accuracy, which reads target labels and so is for watching a run only: the model a
   run keeps is always its last step's."""
   unlabelled = jnp.asarray(validators.subset(pair.target_train[0]))  # Sent to the device once.
+  if pair.source_val is not None:  # DEV's: source training images, and the held-out ones.
+    source_draw = jnp.asarray(validators.subset(pair.source_train[0]))
+    held_out, held_out_labels = map(jnp.asarray, pair.source_val)
+    features = compiled_features(cfg)
 
   def measure(state, frozen) -> dict[str, float]:
     encoder, classifier = stage.predictor(state, frozen)
@@ -160,6 +170,12 @@ def monitor(cfg: Config, predict, logits, pair: PairData, stage: Stage):
     measured = {f"val_{name}": float(value) for name, value in scores.items()}
     if pair.source_val is not None:
       measured["val_source_accuracy"] = accuracy(predict, encoder, classifier, *pair.source_val)
+      weights = validators.domain_weights(features(encoder, source_draw),
+                                          features(encoder, unlabelled),
+                                          features(encoder, held_out))
+      losses = optax.softmax_cross_entropy_with_integer_labels(
+          logits(encoder, classifier, held_out), held_out_labels)
+      measured["val_dev"] = float(validators.deep_embedded_validation(weights, losses))
     if cfg.monitor_target:
       measured["target_accuracy"] = accuracy(predict, encoder, classifier, *pair.target_eval)
     return measured

@@ -42,7 +42,7 @@ def test_scores_match_numpy_references():
   logits = np.random.default_rng(0).normal(scale=2.0, size=(12, 4)).astype(np.float32)
   ours = {k: float(v) for k, v in validators.scores(logits).items()}
   want = reference(logits)
-  assert ours.keys() == want.keys() == validators.PREFERS.keys() - {"source_accuracy"}
+  assert ours.keys() == want.keys() == validators.PREFERS.keys() - set(validators.NEEDS_SOURCE_VAL)
   for name in want:
     np.testing.assert_allclose(ours[name], want[name], rtol=1e-4, atol=1e-6, err_msg=name)
 
@@ -55,7 +55,7 @@ def toy_models(n=60, classes=4):
   return clustered.astype(np.float32), scattered.astype(np.float32)
 
 
-@pytest.mark.parametrize("name", sorted(validators.PREFERS.keys() - {"source_accuracy"}))
+@pytest.mark.parametrize("name", sorted(validators.PREFERS.keys() - set(validators.NEEDS_SOURCE_VAL)))
 def test_each_validator_prefers_the_clearly_better_model(name):
   better, worse = (float(validators.scores(m)[name]) for m in toy_models())
   if validators.PREFERS[name] == "max":
@@ -89,9 +89,10 @@ def test_every_progress_line_carries_the_validators_without_target_labels(raw_di
   for stage in ("pretrain", "adapt"):
     for line in summary[f"{stage}_history"]:
       assert "target_accuracy" not in line
-      for name in validators.PREFERS.keys() - {"source_accuracy"}:
+      for name in validators.PREFERS.keys() - set(validators.NEEDS_SOURCE_VAL):
         assert math.isfinite(line[f"val_{name}"]), (stage, name)
-      assert "val_source_accuracy" not in line  # No source images held out by default.
+      for name in validators.NEEDS_SOURCE_VAL:  # No source images held out by default.
+        assert f"val_{name}" not in line
 
 
 def test_held_out_source_images_never_reach_a_training_batch(raw_dir):
@@ -111,13 +112,40 @@ def test_held_out_source_images_never_reach_a_training_batch(raw_dir):
   assert (again.source_val[0] == val_images).all()
 
 
-def test_source_accuracy_validator_and_its_selection(raw_dir, tmp_path):
-  cfg = tiny(source_val_size=16, select="source_accuracy")
+@pytest.mark.parametrize("name", validators.NEEDS_SOURCE_VAL)
+def test_source_validators_and_their_selection(raw_dir, tmp_path, name):
+  cfg = tiny(source_val_size=16, select=name)
   summary = train.run(cfg, str(tmp_path / "run"), DataSource("raw", raw_dir),
                       log=lambda _: None)
   history = summary["adapt_history"]
   assert all(0.0 <= line["val_source_accuracy"] <= 1.0 for line in history)
+  assert all(math.isfinite(line["val_dev"]) for line in history)
   chosen = next(line for line in history if line["step"] == summary["adda_selected_step"])
-  assert chosen["val_source_accuracy"] == max(line["val_source_accuracy"] for line in history)
+  best = max if validators.PREFERS[name] == "max" else min
+  assert chosen[f"val_{name}"] == best(line[f"val_{name}"] for line in history)
   with pytest.raises(UserError, match="--source-val-size"):
-    tiny(select="source_accuracy").validate()
+    tiny(select=name).validate()
+
+
+def test_domain_weights_recover_a_known_density_ratio():
+  """Source N(0, 1), target N(1, 1): p_t(x) / p_s(x) = exp(x - 1/2), which a logistic
+  domain classifier on x represents exactly."""
+  rng = np.random.default_rng(0)
+  source = rng.normal(0.0, 1.0, (4000, 1)).astype(np.float32)
+  target = rng.normal(1.0, 1.0, (2000, 1)).astype(np.float32)
+  points = np.array([[-1.0], [0.0], [0.5], [1.5]], np.float32)
+  weights = validators.domain_weights(source, target, points, ridge=1e-3)
+  np.testing.assert_allclose(weights, np.exp(points[:, 0] - 0.5), rtol=0.15)
+
+
+def test_dev_matches_numpy_and_prefers_the_model_with_lower_weighted_loss():
+  rng = np.random.default_rng(2)
+  weights = rng.gamma(2.0, 0.5, 50).astype(np.float32)
+  losses = rng.exponential(1.0, 50).astype(np.float32)
+  weighted = weights * losses
+  eta = -np.cov(weighted, weights, bias=True)[0, 1] / weights.var()
+  want = weighted.mean() + eta * weights.mean() - eta
+  ours = float(validators.deep_embedded_validation(weights, losses))
+  np.testing.assert_allclose(ours, want, rtol=1e-4)
+  better = float(validators.deep_embedded_validation(weights, 0.1 * losses))
+  assert better < ours
