@@ -90,12 +90,16 @@ def stage(cfg: Config, nets: Networks, previous: Stage) -> Stage:
             {**metrics, "pseudo_fraction": confident.mean(), "pseudo_classes": classes})
 
   num_classes = len(cfg.class_names)
+  # Distinct classes in a batch of uniformly drawn labels, on average; a batch whose
+  # confident pseudo-labels cover under half of that has collapsed onto a few classes.
+  expected = num_classes * (1 - (1 - 1 / num_classes) ** cfg.batch_size)
 
   def alarms(metrics):
     """Self-training's failure: pseudo-labels collapsing onto a few classes."""
-    if metrics["pseudo_classes"] < num_classes / 2:
-      return [f"confident pseudo-labels cover {metrics['pseudo_classes']:.1f} of "
-              f"{num_classes} classes per batch: self-training may be collapsing"]
+    if metrics["pseudo_classes"] < expected / 2:
+      return [f"confident pseudo-labels cover {metrics['pseudo_classes']:.1f} classes per "
+              f"batch, where balanced labels would cover {expected:.1f}: self-training may "
+              f"be collapsing"]
     return []
 
   return Stage(name=NAME, label=f"{previous.label}+{NAME}", fields=previous.fields + OPTIONS,
