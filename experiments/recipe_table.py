@@ -30,23 +30,35 @@ PUBLISHED = {"mnist_usps": "ADDA 89.4, SHOT 98.0, mean teacher 98.3",
 
 
 def describe(method: str) -> str:
-  if method.endswith("[oracle-selected: reads target labels]"):
-    return method.replace("[oracle-selected: reads target labels]",
-                          "[oracle line: READS TARGET LABELS]")
-  return {"source_only": "source only", "adda": "ADDA (paper's stages 1-2)"}.get(
-      method, method.replace("+selftrain", " + self-training"))
+  """A results row's method in words: "adda+selftrain [selected: snd]" -> "ADDA +
+  self-training [selected: snd]"; the oracle's tag in capitals."""
+  base, _, tag = method.partition(" [")
+  first, *rest = base.split("+")
+  text = {"source_only": "source only", "adda": "ADDA"}.get(first, first)
+  text += "".join(" + self-training" if part == "selftrain" else f" + {part}" for part in rest)
+  if not tag:
+    return text
+  return text + (" [oracle line: READS TARGET LABELS]" if "oracle" in tag else f" [{tag}")
+
+
+def order(method: str) -> tuple:
+  """Source only first, then ADDA; each model before its self-trained version; last step,
+  then the validator's pick, then the oracle line."""
+  base, _, tag = method.partition(" [")
+  first, *rest = base.split("+")
+  return (first != "source_only", first, len(rest), "oracle" in tag, tag)
 
 
 def read(paths: list[str]) -> dict[str, dict[str, list[float]]]:
-  """{pair: {method: [accuracy % per seed]}}, rows in file order (the latest row of a
-  (pair, method, seed) wins: a rerun replaces its row)."""
+  """{pair: {method: [accuracy % per seed]}}, methods in `order`, seeds in file order (the
+  latest row of a (pair, method, seed) wins: a rerun replaces its row)."""
   latest = {}
   for path in paths:
     with open(path, newline="") as f:
       for row in csv.DictReader(f):
         latest[(row["pair"], row["method"], row["seed"])] = 100 * float(row["target_accuracy"])
   table: dict[str, dict[str, list[float]]] = collections.defaultdict(dict)
-  for (pair, method, _), value in latest.items():
+  for (pair, method, _), value in sorted(latest.items(), key=lambda kv: order(kv[0][1])):
     table[pair].setdefault(method, []).append(value)
   return table
 
@@ -70,7 +82,7 @@ def markdown(table) -> str:
 
 
 def plot(table, path: str) -> None:
-  fig, axes = plt.subplots(1, len(table), figsize=(6 * len(table), 3.2), squeeze=False)
+  fig, axes = plt.subplots(1, len(table), figsize=(7.5 * len(table), 3.4), squeeze=False)
   for ax, (pair, methods) in zip(axes[0], table.items()):
     names = list(methods)[::-1]
     for y, name in enumerate(names):
@@ -80,13 +92,14 @@ def plot(table, path: str) -> None:
               alpha=0.8)
       ax.plot(values, [y] * len(values), "k.", ms=6)
     if pair in BAR:
-      ax.axvline(BAR[pair], color="tab:red", ls="--", label=f"bar {BAR[pair]}")
-      ax.legend(loc="lower right", fontsize=8)
+      ax.axvline(BAR[pair], color="tab:red", ls="--")
+      ax.text(BAR[pair] - 0.2, (len(names) - 1) / 2, f"bar {BAR[pair]}", color="tab:red",
+              rotation=90, ha="right", va="center", fontsize=8)
     ax.set_yticks(range(len(names)), [describe(n) for n in names], fontsize=8)
     low = min(min(v) for v in methods.values())
     ax.set_xlim(max(0, low - 5), 100)
-    ax.set_xlabel("target test accuracy (%), bars: mean, dots: seeds")
-    ax.set_title(PAIRS.get(pair, pair))
+    ax.set_xlabel("target test accuracy (%)")
+    ax.set_title(f"{PAIRS.get(pair, pair)}: bars the mean, dots the seeds", fontsize=10)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
