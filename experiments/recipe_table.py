@@ -114,9 +114,11 @@ def main() -> None:
   table = read(args.csv)
   text = markdown(table)
   print(text)
-  with open(args.out + ".md", "w") as f:
+  with open(args.out + ".md.tmp", "w") as f:
     f.write(text + "\n")
-  plot(table, args.out + ".png")
+  os.replace(args.out + ".md.tmp", args.out + ".md")  # Readers never see half a table.
+  plot(table, args.out + ".tmp.png")
+  os.replace(args.out + ".tmp.png", args.out + ".png")
 
 
 if __name__ == "__main__":
