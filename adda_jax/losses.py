@@ -22,9 +22,14 @@ ADVERSARIAL_LOSSES = ("gan", "minimax", "confusion")
 MMD_KERNELS = ("gaussian", "multi")
 
 
+def per_example_classification_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Softmax cross-entropy with integer labels, one value per example."""
+  return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+
+
 def classification_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
   """Mean softmax cross-entropy with integer labels."""
-  return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+  return per_example_classification_loss(logits, labels).mean()
 
 
 def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -160,8 +165,7 @@ def pseudo_labels(probs: jax.Array, threshold: float, class_balanced: bool
 def pseudo_label_loss(logits: jax.Array, labels: jax.Array, weights: jax.Array) -> jax.Array:
   """Weighted cross-entropy on pseudo-labels, averaged over the whole batch (unconfident
   examples count as zeros, so the loss grows as more examples pass the threshold)."""
-  ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-  return jnp.sum(weights * ce) / logits.shape[0]
+  return jnp.sum(weights * per_example_classification_loss(logits, labels)) / logits.shape[0]
 
 
 def consistency_loss(student_logits: jax.Array, teacher_probs: jax.Array) -> jax.Array:

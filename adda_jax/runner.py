@@ -34,6 +34,8 @@ Log = Callable[[str], None]
 Measure = Callable[[Any, Any], dict[str, float]]
 EVAL_BATCH = 1000
 SELECTED_SUFFIX = "_selected"  # WORKDIR/<stage>_selected: the --select checkpoint.
+
+
 def stage_keys(seed: int, index: int) -> tuple[jax.Array, jax.Array]:
   """(init key, data key) of the stage at `index` of a run: a stage's draws depend only on
   the seed and its position, so every method's stage 1 (source pretraining) is the same.

@@ -123,7 +123,7 @@ def _vmapped(configs: dict[int, Config], root: str, pair: PairData, fresh: bool,
     claim_workdir(seed_cfg, workdirs[seed], fresh, train.stage_names(seed_cfg))
   commit = git_commit()
   placement = Placement.over_all_devices(cfg.batch_size)
-  predict, logits = train.compiled_predict(cfg), train.compiled_logits(cfg)
+  predict, embed = train.compiled_predict(cfg), train.compiled_embed(cfg)
   datasets = train.device_datasets(pair, placement, stages)
   runners = {seed: StageRunner(c, workdirs[seed], placement, commit)
              for seed, c in configs.items()}
@@ -136,7 +136,7 @@ def _vmapped(configs: dict[int, Config], root: str, pair: PairData, fresh: bool,
     live = [seed for seed in configs if seed not in outcome.failed]
     trained = _train_stacked(stage, index, {s: runners[s] for s in live},
                              {s: earlier[s] for s in live}, datasets, placement, log,
-                             train.monitor(cfg, predict, logits, pair, stage),
+                             train.monitor(cfg, predict, embed, pair, stage),
                              {s: recorders[s].on_log(stage) for s in live}, progress,
                              select=index == len(stages) - 1)
     for seed, (state, frozen, member) in trained.items():

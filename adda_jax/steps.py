@@ -320,24 +320,16 @@ def make_stage_call(step: Callable, data: dict[str, tuple[str, ...]], batch_size
 # ----------------------------------------------------------------------------- stage 3
 
 
-def make_logits(nets: Networks):
-  """jit(encoder, classifier, images) -> logits C(M(x)) (for the label-free validators)."""
+def make_embed(nets: Networks):
+  """jit(encoder, classifier, images) -> (features M(x), logits C(M(x))), one forward for
+  the label-free validators (scores read the logits, DEV the features too)."""
 
   @functools.partial(jax.jit, compiler_options=xla_options.for_default_backend("eval"))
-  def logits(encoder, classifier, images):
-    return nets.classifier.apply(classifier, nets.encoder.apply(encoder, images))
+  def embed(encoder, classifier, images):
+    features = nets.encoder.apply(encoder, images)
+    return features, nets.classifier.apply(classifier, features)
 
-  return logits
-
-
-def make_features(nets: Networks):
-  """jit(encoder, images) -> features M(x) (for deep embedded validation)."""
-
-  @functools.partial(jax.jit, compiler_options=xla_options.for_default_backend("eval"))
-  def features(encoder, images):
-    return nets.encoder.apply(encoder, images)
-
-  return features
+  return embed
 
 
 def make_predict(nets: Networks):

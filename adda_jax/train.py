@@ -17,9 +17,8 @@ from typing import Any, Callable, Iterator
 
 import jax
 import jax.numpy as jnp
-import optax
 
-from adda_jax import hosts, report, steps, storage, validators
+from adda_jax import hosts, losses, report, steps, storage, validators
 from adda_jax.config import Config
 from adda_jax.data import domains
 from adda_jax.data.loading import DataSource
@@ -53,12 +52,8 @@ def compiled_predict(cfg: Config):
   return steps.make_predict(_networks(cfg))
 
 
-def compiled_logits(cfg: Config):
-  return steps.make_logits(_networks(cfg))
-
-
-def compiled_features(cfg: Config):
-  return steps.make_features(_networks(cfg))
+def compiled_embed(cfg: Config):
+  return steps.make_embed(_networks(cfg))
 
 
 def stage_names(cfg: Config) -> set[str]:
@@ -133,7 +128,7 @@ def _run_locked(cfg: Config, workdir: str, data: DataSource, fresh: bool,
     if pretrained_checkpoint is not None:
       reuse_pretraining(pretrained_checkpoint, workdir, log)
   hosts.barrier("workdir claimed")  # Other processes read checkpoints only once it is ready.
-  predict, logits = compiled_predict(cfg), compiled_logits(cfg)
+  predict, embed = compiled_predict(cfg), compiled_embed(cfg)
   recorder = RunRecorder(cfg, workdir, commit, log, progress)
   # Training sets go to the device once and serve every stage.
   datasets = device_datasets(pair, runner.placement, stages)
@@ -141,7 +136,7 @@ def _run_locked(cfg: Config, workdir: str, data: DataSource, fresh: bool,
   for index, stage in enumerate(stages):
     final = index == len(stages) - 1
     state, frozen, record, history = runner.train(
-        stage, index, earlier, datasets, log, monitor(cfg, predict, logits, pair, stage),
+        stage, index, earlier, datasets, log, monitor(cfg, predict, embed, pair, stage),
         recorder.on_log(stage), progress, select=final)
     earlier[stage.name] = state
     recorder.finish_stage(stage, state, frozen, record, history, predict, pair)
@@ -150,7 +145,7 @@ def _run_locked(cfg: Config, workdir: str, data: DataSource, fresh: bool,
   return recorder.close(stages, pair, pictures)
 
 
-def monitor(cfg: Config, predict, logits, pair: PairData, stage: Stage):
+def monitor(cfg: Config, predict, embed, pair: PairData, stage: Stage):
   """What each progress line measures besides the step's own metrics: the label-free
   validators (`val_entropy`, `val_im`, `val_bnm`, `val_snd`; adda_jax/validators.py) on a
   fixed draw of unlabelled target training images, the accuracy on held-out source images
@@ -162,20 +157,19 @@ def monitor(cfg: Config, predict, logits, pair: PairData, stage: Stage):
   if pair.source_val is not None:  # DEV's: source training images, and the held-out ones.
     source_draw = jnp.asarray(validators.subset(pair.source_train[0]))
     held_out, held_out_labels = map(jnp.asarray, pair.source_val)
-    features = compiled_features(cfg)
 
   def measure(state, frozen) -> dict[str, float]:
     encoder, classifier = stage.predictor(state, frozen)
-    scores = validators.scores(logits(encoder, classifier, unlabelled))
+    target_features, target_logits = embed(encoder, classifier, unlabelled)
+    scores = validators.scores(target_logits)
     measured = {f"val_{name}": float(value) for name, value in scores.items()}
     if pair.source_val is not None:
-      measured["val_source_accuracy"] = accuracy(predict, encoder, classifier, *pair.source_val)
-      weights = validators.domain_weights(features(encoder, source_draw),
-                                          features(encoder, unlabelled),
-                                          features(encoder, held_out))
-      losses = optax.softmax_cross_entropy_with_integer_labels(
-          logits(encoder, classifier, held_out), held_out_labels)
-      measured["val_dev"] = float(validators.deep_embedded_validation(weights, losses))
+      held_features, held_logits = embed(encoder, classifier, held_out)
+      measured["val_source_accuracy"] = float(losses.accuracy(held_logits, held_out_labels))
+      weights = validators.domain_weights(embed(encoder, classifier, source_draw)[0],
+                                          target_features, held_features)
+      measured["val_dev"] = float(validators.deep_embedded_validation(
+          weights, losses.per_example_classification_loss(held_logits, held_out_labels)))
     if cfg.monitor_target:
       measured["target_accuracy"] = accuracy(predict, encoder, classifier, *pair.target_eval)
     return measured
