@@ -126,6 +126,13 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                      help="the teacher's moving-average decay (default 0.999)")
   group.add_argument("--consistency-weight", type=float,
                      help="weight of the student-teacher consistency (default 1)")
+  group.add_argument("--pseudo-weight", type=float,
+                     help="weight of the pseudo-label cross-entropy (default 1)")
+  group.add_argument("--self-train-source-weight", type=float,
+                     help="weight of the labelled source cross-entropy (default 1)")
+  group.add_argument("--self-train-im-weight", type=float,
+                     help="weight of information maximisation (entropy - diversity) on the "
+                          "student's target predictions (default 0)")
   group.add_argument("--label-smoothing", type=float,
                      help="label smoothing of its source cross-entropy (default 0)")
   group.add_argument("--augment-shift", type=int,
@@ -219,6 +226,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
            "pixel_scale", "conv_relu", "encoder", "log_every", "checkpoint_every", "select",
            "source_val_size", "target_im_weight", "self_train_steps", "self_train_lr",
            "pseudo_threshold", "class_balanced", "teacher_decay", "consistency_weight",
+           "pseudo_weight", "self_train_source_weight", "self_train_im_weight",
            "label_smoothing", "augment_shift", "augment_noise")
   changes = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
   if args.full_sets:

@@ -106,6 +106,9 @@ class Config:
   class_balanced: bool = False
   teacher_decay: float = 0.999
   consistency_weight: float = 1.0
+  pseudo_weight: float = 1.0  # Weight of the pseudo-label cross-entropy (0: mean teacher only).
+  self_train_source_weight: float = 1.0  # Weight of the labelled source cross-entropy.
+  self_train_im_weight: float = 0.0  # Weight of the IM loss on the student's target batch.
   label_smoothing: float = 0.0
   augment_shift: int = 2
   augment_noise: float = 0.1
@@ -199,7 +202,8 @@ class Config:
       if not 0 <= getattr(self, name) < 1:
         raise UserError(f"{name} must lie in [0, 1), got {getattr(self, name)!r}")
     for name in ("pretrain_weight_decay", "domain_weight", "mmd_weight", "target_im_weight",
-                 "consistency_weight", "augment_noise"):
+                 "consistency_weight", "pseudo_weight", "self_train_source_weight",
+                 "self_train_im_weight", "augment_noise"):
       value = getattr(self, name)
       if not (math.isfinite(value) and value >= 0):
         raise UserError(f"--{name.replace('_', '-')} must be a finite number >= 0, "

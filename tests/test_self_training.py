@@ -124,6 +124,25 @@ def test_teacher_is_the_moving_average_of_the_student_and_the_loss_falls():
   np.testing.assert_array_equal(same["w"], jnp.ones(2))
 
 
+def test_each_weight_switches_its_term_and_zero_weights_leave_the_student_unchanged():
+  """The ablations rest on this: a zero weight removes its term from the gradient."""
+  off = dict(pseudo_weight=0.0, consistency_weight=0.0, self_train_source_weight=0.0,
+             self_train_im_weight=0.0, pseudo_threshold=0.0)
+  moved = {}
+  for term in (None, "pseudo_weight", "consistency_weight", "self_train_source_weight",
+               "self_train_im_weight"):
+    stages, earlier = build(**{**off, **({term: 1.0} if term else {})})
+    stage, state = stages[-1], earlier["selftrain"]
+    new, metrics = jax.jit(stage.step)(state, {}, stage_batches(stage, {}), jax.random.key(0))
+    assert np.isfinite(float(metrics["im_loss"]))
+    moved[term] = max(float(jnp.abs(a - b).max()) for a, b in zip(
+        jax.tree.leaves(new["student"]), jax.tree.leaves(state["student"])))
+  assert moved[None] == 0.0
+  for term in ("pseudo_weight", "consistency_weight", "self_train_source_weight",
+               "self_train_im_weight"):
+    assert moved[term] > 1e-6, term
+
+
 def test_alarm_names_pseudo_label_collapse_relative_to_the_batch():
   stages, _ = build()  # Batch 16 over 10 classes covers 8.1 classes on average.
   alarms = stages[-1].alarms

@@ -8,13 +8,17 @@ them (Tarvainen & Valpola 2017). Each step:
   teacher probabilities p = softmax(teacher(shift(x_t)))
   pseudo-label y = argmax p, counted where max p >= pseudo_threshold (optionally class-balanced,
   `losses.pseudo_labels`)
-  min  CE_smooth(student(shift(x_s)), y_s) + CE_weighted(student(shift+noise(x_t)), y)
+  min  source_weight * CE_smooth(student(shift(x_s)), y_s)
+       + pseudo_weight * CE_weighted(student(shift+noise(x_t)), y)
        + consistency_weight * |softmax(student(shift+noise(x_t))) - p|^2
+       + im_weight * IM(student(shift+noise(x_t)))     (off by default)
   teacher <- teacher_decay * teacher + (1 - teacher_decay) * student
 
 The source term keeps the classifier anchored to the true labels while the target terms move
 it towards the target's clusters; the teacher, averaged over many steps, gives steadier
-pseudo-labels than the student, and it is the model the stage ends with.
+pseudo-labels than the student, and it is the model the stage ends with. Each term has its
+weight so that an ablation can switch it off; information maximisation (SHOT's entropy minus
+diversity) is the optional extra.
 """
 from __future__ import annotations
 
@@ -34,8 +38,8 @@ if TYPE_CHECKING:
 
 NAME = "selftrain"
 OPTIONS = ("self_train_steps", "self_train_lr", "pseudo_threshold", "class_balanced",
-           "teacher_decay", "consistency_weight", "label_smoothing", "augment_shift",
-           "augment_noise")
+           "teacher_decay", "consistency_weight", "pseudo_weight", "self_train_source_weight",
+           "self_train_im_weight", "label_smoothing", "augment_shift", "augment_noise")
 
 
 def ema(teacher, student, decay: float):
@@ -74,8 +78,10 @@ def stage(cfg: Config, nets: Networks, previous: Stage) -> Stage:
           source_logits, batches["source_labels"], cfg.label_smoothing)
       pseudo = losses.pseudo_label_loss(target_logits, labels, weights)
       consistency = losses.consistency_loss(target_logits, teacher_probs)
-      total = source_loss + pseudo + cfg.consistency_weight * consistency
-      return total, {"source_loss": source_loss,
+      im = losses.information_maximisation_loss(target_logits)
+      total = (cfg.self_train_source_weight * source_loss + cfg.pseudo_weight * pseudo
+               + cfg.consistency_weight * consistency + cfg.self_train_im_weight * im)
+      return total, {"source_loss": source_loss, "im_loss": im,
                      "source_accuracy": losses.accuracy(source_logits,
                                                         batches["source_labels"]),
                      "pseudo_loss": pseudo, "consistency_loss": consistency}
