@@ -112,13 +112,18 @@ def main() -> None:
                       help="writes OUT.md and OUT.png")
   args = parser.parse_args()
   table = read(args.csv)
-  text = markdown(table)
+  write(args.out, markdown(table), lambda path: plot(table, path))
+
+
+def write(out: str, text: str, draw) -> None:
+  """Prints `text` and writes it to OUT.md, and `draw(path)`'s picture to OUT.png, each under a
+  temporary name first: readers never see half a table."""
   print(text)
-  with open(args.out + ".md.tmp", "w") as f:
+  with open(out + ".md.tmp", "w") as f:
     f.write(text + "\n")
-  os.replace(args.out + ".md.tmp", args.out + ".md")  # Readers never see half a table.
-  plot(table, args.out + ".tmp.png")
-  os.replace(args.out + ".tmp.png", args.out + ".png")
+  os.replace(out + ".md.tmp", out + ".md")
+  draw(out + ".tmp.png")
+  os.replace(out + ".tmp.png", out + ".png")
 
 
 if __name__ == "__main__":

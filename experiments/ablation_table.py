@@ -1,0 +1,120 @@
+"""The recipe's ablation table and plot: which self-training component buys how much.
+
+python experiments/ablation_table.py results/recipe/rows.csv results/recipe/ablation_rows.csv \
+    --out results/recipe/ablation
+
+Reads the last-step rows of `--recipe adda_selftrain` runs (method `adda+selftrain`) and the
+ADDA rows they start from (and `--method source_only` runs: stage 3 without ADDA); an arm is the set of self-training flags its command adds to the
+recipe (experiments/ablation.sh), "recipe" when none. For each arm: target test accuracy (%)
+per seed, mean ± std, and its change from the recipe on the same seeds (the arms share stages
+1-2 seed by seed, so the paired difference is the component's effect). Only last-step models:
+no selection, nothing read from target labels but the accuracy reported.
+"""
+import argparse
+import collections
+import csv
+import os
+import shlex
+import statistics
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from adda_jax.methods.self_training import OPTIONS  # noqa: E402
+from experiments.recipe_table import PAIRS, cell, write  # noqa: E402
+
+FLAGS = {"--" + name.replace("_", "-") for name in OPTIONS} | {"--no-class-balanced"}
+RECIPE, ADDA, NO_ADDA = "recipe", "ADDA only (no stage 3)", "stage 3 on the source model (no ADDA)"
+
+
+def arm_of(command: str) -> str:
+  """The self-training flags (with their values) a row's command sets, in command order."""
+  words, arm = shlex.split(command), []
+  for i, word in enumerate(words):
+    if word in FLAGS:
+      value = words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("--") else ""
+      arm.append(f"{word} {value}".strip())
+  return " ".join(arm) or RECIPE
+
+
+def read(paths: list[str]) -> dict[str, dict[str, dict[int, float]]]:
+  """{pair: {arm: {seed: accuracy %}}} from recipe runs; the latest row of a cell wins."""
+  table: dict[str, dict[str, dict[int, float]]] = collections.defaultdict(dict)
+  for path in paths:
+    with open(path, newline="") as f:
+      for row in csv.DictReader(f):
+        if "--recipe adda_selftrain" not in row["command"]:
+          continue
+        if row["method"] == "adda+selftrain":
+          arm = arm_of(row["command"])
+        elif row["method"] == "adda" and arm_of(row["command"]) == RECIPE:
+          arm = ADDA
+        elif row["method"] == "source_only+selftrain":
+          arm = NO_ADDA
+        else:
+          continue
+        table[row["pair"]].setdefault(arm, {})[int(row["seed"])] = (
+            100 * float(row["target_accuracy"]))
+  return table
+
+
+def paired_change(arm: dict[int, float], recipe: dict[int, float]) -> list[float]:
+  return [arm[s] - recipe[s] for s in sorted(arm) if s in recipe]
+
+
+def markdown(table) -> str:
+  lines = []
+  for pair, arms in table.items():
+    recipe = arms.get(RECIPE, {})
+    lines += [f"### {PAIRS.get(pair, pair)}", "",
+              "| arm (flags added to the recipe) | target test % (mean ± std, seeds) | "
+              "per seed | change from the recipe, same seeds |", "|---|---|---|---|"]
+    for arm in sorted(arms, key=lambda a: (a != RECIPE, a != ADDA, a)):
+      values = arms[arm]
+      change = paired_change(values, recipe) if arm != RECIPE else []
+      shown = (f"{statistics.mean(change):+.2f} ({', '.join(f'{c:+.2f}' for c in change)})"
+               if change else "-")
+      lines.append(f"| {arm} | {cell(list(values.values()))} | "
+                   f"{', '.join(f'{s}: {v:.2f}' for s, v in sorted(values.items()))} | "
+                   f"{shown} |")
+    lines.append("")
+  return "\n".join(lines)
+
+
+def plot(table, path: str) -> None:
+  fig, axes = plt.subplots(1, len(table), figsize=(7.5 * len(table), 3.6), squeeze=False)
+  for ax, (pair, arms) in zip(axes[0], table.items()):
+    recipe = arms.get(RECIPE, {})
+    names = sorted((a for a in arms if a != RECIPE and paired_change(arms[a], recipe)),
+                   key=lambda a: statistics.mean(paired_change(arms[a], recipe)))
+    for y, name in enumerate(names):
+      change = paired_change(arms[name], recipe)
+      mean = statistics.mean(change)
+      ax.barh(y, mean, color="tab:blue" if mean >= 0 else "tab:orange", alpha=0.8)
+      ax.plot(change, [y] * len(change), "k.", ms=6)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_xlabel("target test accuracy change from the recipe (points)")
+    ax.set_title(f"{PAIRS.get(pair, pair)}: recipe "
+                 f"{statistics.mean(recipe.values()) if recipe else float('nan'):.2f}%; "
+                 f"bars the mean change, dots the seeds", fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("csv", nargs="+")
+  parser.add_argument("--out", default=os.path.join("results", "recipe", "ablation"),
+                      help="writes OUT.md and OUT.png")
+  args = parser.parse_args()
+  table = read(args.csv)
+  write(args.out, markdown(table), lambda path: plot(table, path))
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,47 @@
+"""experiments/ablation_table.py: arms read from the commands, changes paired by seed."""
+import csv
+import os
+import subprocess
+import sys
+
+from tests.test_recipe_table import ROOT
+
+sys.path.insert(0, ROOT)
+from experiments.ablation_table import arm_of  # noqa: E402
+
+BASE = "experiments/run.py --pair mnist_usps --recipe adda_selftrain --seed 0 --workdir w"
+
+
+def test_arm_is_the_self_training_flags_of_the_command():
+  assert arm_of(BASE) == "recipe"
+  assert arm_of(BASE + " --pseudo-weight 0 --results r.csv") == "--pseudo-weight 0"
+  assert arm_of(BASE + " --augment-shift 0 --augment-noise 0") == (
+      "--augment-shift 0 --augment-noise 0")
+  assert arm_of(BASE + " --class-balanced --no-pictures") == "--class-balanced"
+
+
+def test_table_pairs_each_arm_with_the_recipe_on_the_same_seeds(tmp_path):
+  rows = [("adda", 0, BASE, 0.90), ("adda", 1, BASE, 0.93),
+          ("adda+selftrain", 0, BASE, 0.95), ("adda+selftrain", 1, BASE, 0.97),
+          ("adda+selftrain", 0, BASE + " --pseudo-weight 0", 0.93),
+          ("adda+selftrain", 1, BASE + " --pseudo-weight 0", 0.96),
+          ("adda+selftrain", 2, BASE + " --pseudo-weight 0", 0.99),  # no recipe seed 2
+          ("adda+selftrain", 0, "experiments/run.py --pair mnist_usps --seed 0", 0.5)]
+  path = tmp_path / "rows.csv"
+  with open(path, "w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(["pair", "method", "seed", "target_accuracy", "command"])
+    writer.writerows(("mnist_usps", m, s, a, c) for m, s, c, a in rows)
+  out = tmp_path / "ablation"
+  result = subprocess.run([sys.executable, os.path.join(ROOT, "experiments/ablation_table.py"),
+                           str(path), "--out", str(out)], capture_output=True, text=True,
+                          cwd=ROOT)
+  assert result.returncode == 0, result.stderr
+  text = (tmp_path / "ablation.md").read_text()
+  assert "| recipe | 96.00 ± 1.41 (2) | 0: 95.00, 1: 97.00 | - |" in text
+  assert "| ADDA only (no stage 3) | 91.50 ± 2.12 (2) |" in text
+  assert "-4.50 (-5.00, -4.00) |" in text
+  assert "| --pseudo-weight 0 | 96.00 ± 3.00 (3) |" in text
+  assert "-1.50 (-2.00, -1.00) |" in text  # seed 2 has no recipe run to pair with
+  assert "50.00" not in text  # a run without the recipe is left out
+  assert (tmp_path / "ablation.png").read_bytes()[:4] == b"\x89PNG"
