@@ -149,6 +149,11 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                      help="stage 1 solver: adam (default, the released code's) or caffe_lenet "
                           "(Caffe's LeNet solver: SGD momentum, 'inv' decay; see config.py)")
   group.add_argument("--pretrain-lr", type=float, help="stage 1 Adam rate (default 1e-3)")
+  group.add_argument("--pretrain-label-smoothing", type=float,
+                     help="label smoothing of stage 1's cross-entropy (default 0, the paper)")
+  group.add_argument("--pretrain-augment-shift", type=int,
+                     help="random translation of stage 1's images, in pixels (default 0, "
+                          "the paper)")
   group.add_argument("--adapt-lr", type=float,
                      help="stage 2 Adam rate for D and M_t (default 2e-4)")
   group = parser.add_argument_group("data protocol and encoder")
@@ -221,7 +226,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
   if args.recipe:
     cfg = apply_recipe(cfg, args.recipe)
   names = ("method", "seed", "pretrain_solver", "pretrain_steps", "adapt_steps", "batch_size",
-           "pretrain_lr", "adapt_lr", "adversarial_loss", "adapt_update", "disc_input",
+           "pretrain_lr", "pretrain_label_smoothing", "pretrain_augment_shift", "adapt_lr",
+           "adversarial_loss", "adapt_update", "disc_input",
            "sharing", "domain_weight", "mmd_kernel", "mmd_weight", "eval_split", "image_size",
            "pixel_scale", "conv_relu", "encoder", "log_every", "checkpoint_every", "select",
            "source_val_size", "target_im_weight", "self_train_steps", "self_train_lr",

@@ -119,6 +119,10 @@ class Config:
   pretrain_lr: float = 1e-3
   pretrain_b1: float = 0.9
   pretrain_weight_decay: float = 2.5e-5
+  # Stage 1's regularisers (the paper uses neither): label smoothing of its cross-entropy, and
+  # a random translation of its images by up to this many pixels (adda_jax/augment.py).
+  pretrain_label_smoothing: float = 0.0
+  pretrain_augment_shift: int = 0
   adapt_steps: int = 10_000
   adapt_lr: float = 2e-4
   adapt_b1: float = 0.5
@@ -183,7 +187,7 @@ class Config:
     for name in ("source_subset", "target_subset"):
       if getattr(self, name) is not None:
         _positive_int(name, getattr(self, name))
-    for name in ("self_train_steps", "augment_shift"):
+    for name in ("self_train_steps", "augment_shift", "pretrain_augment_shift"):
       if isinstance(getattr(self, name), bool) or getattr(self, name) < 0:
         raise UserError(f"--{name.replace('_', '-')} must be a whole number >= 0, "
                         f"got {getattr(self, name)!r}")
@@ -198,7 +202,8 @@ class Config:
       if not (math.isfinite(value) and value > 0):
         raise UserError(f"--{name.replace('_', '-')} must be a positive finite number, "
                         f"got {value!r}")
-    for name in ("pretrain_b1", "adapt_b1", "teacher_decay", "label_smoothing"):
+    for name in ("pretrain_b1", "adapt_b1", "teacher_decay", "label_smoothing",
+                 "pretrain_label_smoothing"):
       if not 0 <= getattr(self, name) < 1:
         raise UserError(f"{name} must lie in [0, 1), got {getattr(self, name)!r}")
     for name in ("pretrain_weight_decay", "domain_weight", "mmd_weight", "target_im_weight",

@@ -88,13 +88,17 @@ def init_pretrain(nets: Networks, tx: optax.GradientTransformation, key: jax.Arr
 
 
 def pretrain_step(nets: Networks, tx: optax.GradientTransformation, state: PyTree,
-                  images: jax.Array, labels: jax.Array) -> tuple[PyTree, dict[str, jax.Array]]:
-  """One supervised step of M_s and C on labelled source images."""
+                  images: jax.Array, labels: jax.Array, label_smoothing: float = 0.0
+                  ) -> tuple[PyTree, dict[str, jax.Array]]:
+  """One supervised step of M_s and C on labelled source images (cross-entropy, with
+  `label_smoothing` if given)."""
   params = {"encoder": state["encoder"], "classifier": state["classifier"]}
 
   def loss_fn(params):
     logits = nets.classifier.apply(params["classifier"],
                                    nets.encoder.apply(params["encoder"], images))
+    if label_smoothing:
+      return losses.smoothed_classification_loss(logits, labels, label_smoothing), logits
     return losses.classification_loss(logits, labels), logits
 
   (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)

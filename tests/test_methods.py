@@ -7,12 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from adda_jax import losses, train
+from adda_jax import losses, steps, train
+from adda_jax.augment import augment
 from adda_jax.configs import get_config
 from adda_jax.data.loading import DataSource
 from adda_jax.errors import UserError
 from adda_jax.methods import REGISTRY, stages_for
-from adda_jax.methods.base import DATA
+from adda_jax.methods.base import DATA, pretrain_optimizer
+from adda_jax.models import make_networks
 from adda_jax.steps import DeviceData
 from tests.test_cli import assert_one_line_error, run_cli
 from tests.test_steps import toy_batch
@@ -223,3 +225,36 @@ def test_adda_target_im_term_lowers_its_loss_and_only_adda_reads_it():
   for other in ("dann", "adda_tied"):
     with pytest.raises(UserError, match="--target-im-weight is not read"):
       config(other, target_im_weight=1.0)
+
+
+def test_stage_one_regularisers_smooth_its_labels_and_shift_its_images():
+  """Off (the paper) the step is the plain supervised step on the batch as drawn; label
+  smoothing changes the loss to the smoothed cross-entropy; a shift trains on translated
+  images (the same translation `augment` draws from the step's key)."""
+  key = jax.random.key(3)
+
+  def first_loss(**changes):
+    cfg = PRESET.replace(**changes).validate()
+    stage = stages_for(cfg)[0]
+    state = stage.init(jax.random.key(0), {})
+    batches = stage_batches(stage, {})
+    _, metrics = jax.jit(stage.step)(state, {}, batches, key)
+    return cfg, state, batches, float(metrics["loss"])
+
+  cfg, state, batches, plain = first_loss()
+  nets = make_networks(cfg.image_size, cfg.channels, cfg.disc_input, cfg.disc_hidden)
+  logits = nets.classifier.apply(state["classifier"],
+                                 nets.encoder.apply(state["encoder"], batches["source_images"]))
+  np.testing.assert_allclose(plain, losses.classification_loss(logits, batches["source_labels"]),
+                             rtol=1e-5)
+  *_, smoothed = first_loss(pretrain_label_smoothing=0.2)
+  np.testing.assert_allclose(smoothed, losses.smoothed_classification_loss(
+      logits, batches["source_labels"], 0.2), rtol=1e-5)
+  cfg, state, batches, shifted = first_loss(pretrain_augment_shift=3)
+  _, expected = steps.pretrain_step(nets, pretrain_optimizer(cfg), state,
+                                    augment(key, batches["source_images"], 3),
+                                    batches["source_labels"])
+  np.testing.assert_allclose(shifted, float(expected["loss"]), rtol=1e-5)
+  assert abs(shifted - plain) > 1e-4
+  with pytest.raises(UserError, match="pretrain-augment-shift"):
+    PRESET.replace(pretrain_augment_shift=-1).validate()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import jax
 
 from adda_jax import steps
+from adda_jax.augment import augment
 from adda_jax.models import ENCODERS, Networks
 
 if TYPE_CHECKING:
@@ -40,7 +41,8 @@ COMMON_FIELDS = ("pair", "source", "target", "class_names", "seed", "image_size"
                  "pixel_scale", "source_subset", "source_val_size", "subset_seed", "conv_relu",
                  "encoder", "batch_size")
 PRETRAIN_FIELDS = COMMON_FIELDS + ("pretrain_solver", "pretrain_steps", "pretrain_lr",
-                                   "pretrain_b1", "pretrain_weight_decay")
+                                   "pretrain_b1", "pretrain_weight_decay",
+                                   "pretrain_label_smoothing", "pretrain_augment_shift")
 # Fields of stage 2 that every method reading them interprets alike.
 ADAPT_FIELDS = PRETRAIN_FIELDS + ("method", "target_subset", "adapt_steps", "adapt_lr",
                                   "adapt_b1")
@@ -121,7 +123,9 @@ def supervised_stage(cfg: Config, nets: Networks, name: str, label: str, data: s
   images, labels = DATA[data]
 
   def step(state, frozen, batches, key):
-    return steps.pretrain_step(nets, tx, state, batches[images], batches[labels])
+    return steps.pretrain_step(nets, tx, state,
+                               augment(key, batches[images], cfg.pretrain_augment_shift),
+                               batches[labels], cfg.pretrain_label_smoothing)
 
   return Stage(name=name, label=label, fields=fields, data=(data,), num_steps=cfg.pretrain_steps,
                init=lambda key, earlier: steps.init_pretrain(nets, tx, key), step=step,
