@@ -133,6 +133,12 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
   group.add_argument("--self-train-im-weight", type=float,
                      help="weight of information maximisation (entropy - diversity) on the "
                           "student's target predictions (default 0)")
+  group.add_argument("--vat-weight", type=float,
+                     help="weight of virtual adversarial training on the student's target "
+                          "view (default 0)")
+  group.add_argument("--vat-radius", type=float,
+                     help="its perturbation's L2 norm per image, pixels in [0, 1] (default "
+                          "3.5, DIRT-T's)")
   group.add_argument("--label-smoothing", type=float,
                      help="label smoothing of its source cross-entropy (default 0)")
   group.add_argument("--augment-shift", type=int,
@@ -232,8 +238,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
            "pixel_scale", "conv_relu", "encoder", "log_every", "checkpoint_every", "select",
            "source_val_size", "target_im_weight", "self_train_steps", "self_train_lr",
            "pseudo_threshold", "class_balanced", "teacher_decay", "consistency_weight",
-           "pseudo_weight", "self_train_source_weight", "self_train_im_weight",
-           "label_smoothing", "augment_shift", "augment_noise")
+           "pseudo_weight", "self_train_source_weight", "self_train_im_weight", "vat_weight",
+           "vat_radius", "label_smoothing", "augment_shift", "augment_noise")
   changes = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
   if args.full_sets:
     changes.update(source_subset=None, target_subset=None)

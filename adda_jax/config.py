@@ -109,6 +109,10 @@ class Config:
   pseudo_weight: float = 1.0  # Weight of the pseudo-label cross-entropy (0: mean teacher only).
   self_train_source_weight: float = 1.0  # Weight of the labelled source cross-entropy.
   self_train_im_weight: float = 0.0  # Weight of the IM loss on the student's target batch.
+  # Virtual adversarial training on the student's target view (0: off); the radius is the
+  # perturbation's L2 norm per image for pixels in [0, 1] (DIRT-T's released default 3.5).
+  vat_weight: float = 0.0
+  vat_radius: float = 3.5
   label_smoothing: float = 0.0
   augment_shift: int = 2
   augment_noise: float = 0.1
@@ -197,7 +201,7 @@ class Config:
     if not 0 <= self.seed <= MAX_SEED:
       raise UserError(f"--seed must be an integer in 0..{MAX_SEED} (JAX seeds are 32-bit), "
                       f"got {self.seed}")
-    for name in ("pretrain_lr", "adapt_lr", "self_train_lr", "pixel_scale"):
+    for name in ("pretrain_lr", "adapt_lr", "self_train_lr", "pixel_scale", "vat_radius"):
       value = getattr(self, name)
       if not (math.isfinite(value) and value > 0):
         raise UserError(f"--{name.replace('_', '-')} must be a positive finite number, "
@@ -208,7 +212,7 @@ class Config:
         raise UserError(f"{name} must lie in [0, 1), got {getattr(self, name)!r}")
     for name in ("pretrain_weight_decay", "domain_weight", "mmd_weight", "target_im_weight",
                  "consistency_weight", "pseudo_weight", "self_train_source_weight",
-                 "self_train_im_weight", "augment_noise"):
+                 "self_train_im_weight", "vat_weight", "augment_noise"):
       value = getattr(self, name)
       if not (math.isfinite(value) and value >= 0):
         raise UserError(f"--{name.replace('_', '-')} must be a finite number >= 0, "

@@ -14,6 +14,7 @@ declare -A FLAGS=(
   [no_source]="--self-train-source-weight 0"
   [no_teacher]="--teacher-decay 0"
   [plus_im]="--self-train-im-weight 1"
+  [plus_vat]="--vat-weight 1"
   [class_balanced]="--class-balanced"
 )
 for pair in ${PAIRS:-mnist_usps}; do

@@ -127,10 +127,11 @@ def test_teacher_is_the_moving_average_of_the_student_and_the_loss_falls():
 def test_each_weight_switches_its_term_and_zero_weights_leave_the_student_unchanged():
   """The ablations rest on this: a zero weight removes its term from the gradient."""
   off = dict(pseudo_weight=0.0, consistency_weight=0.0, self_train_source_weight=0.0,
-             self_train_im_weight=0.0, pseudo_threshold=0.0)
+             self_train_im_weight=0.0, vat_weight=0.0, pseudo_threshold=0.0)
+  terms = ("pseudo_weight", "consistency_weight", "self_train_source_weight",
+           "self_train_im_weight", "vat_weight")
   moved = {}
-  for term in (None, "pseudo_weight", "consistency_weight", "self_train_source_weight",
-               "self_train_im_weight"):
+  for term in (None, *terms):
     stages, earlier = build(**{**off, **({term: 1.0} if term else {})})
     stage, state = stages[-1], earlier["selftrain"]
     new, metrics = jax.jit(stage.step)(state, {}, stage_batches(stage, {}), jax.random.key(0))
@@ -138,8 +139,7 @@ def test_each_weight_switches_its_term_and_zero_weights_leave_the_student_unchan
     moved[term] = max(float(jnp.abs(a - b).max()) for a, b in zip(
         jax.tree.leaves(new["student"]), jax.tree.leaves(state["student"])))
   assert moved[None] == 0.0
-  for term in ("pseudo_weight", "consistency_weight", "self_train_source_weight",
-               "self_train_im_weight"):
+  for term in terms:
     assert moved[term] > 1e-6, term
 
 
@@ -206,3 +206,32 @@ def test_recipe_runs_end_to_end_on_the_pairs_without_offline_data(raw_dir, tmp_p
     methods = [row["method"] for row in csv.DictReader(f)]
   assert methods == ["source_only", "adda", "adda+selftrain", "adda+selftrain [selected: snd]",
                      "adda+selftrain [oracle-selected: reads target labels]"]
+
+
+def test_virtual_adversarial_loss_matches_numpy_for_a_linear_model():
+  """For logits W x: the power iteration's direction is W^T (softmax(W(x + d)) - p) at the
+  random probe d, scaled to the radius per image; the loss is CE(p, softmax(W(x + r)))."""
+  rng = np.random.default_rng(0)
+  w = rng.normal(size=(6, 3)).astype(np.float32)
+  x = rng.normal(size=(4, 2, 3, 1)).astype(np.float32)
+  key, radius, probe = jax.random.key(5), 0.7, 1e-2
+  got = losses.virtual_adversarial_loss(lambda v: v.reshape(4, 6) @ w, jnp.asarray(x), key,
+                                        radius, probe)
+
+  def softmax(z):
+    z = z - z.max(-1, keepdims=True)
+    return np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+
+  def unit(d):
+    return d / np.linalg.norm(d, axis=1, keepdims=True)
+
+  flat = x.reshape(4, 6).astype(np.float64)
+  p = softmax(flat @ w)
+  d = probe * unit(np.asarray(jax.random.normal(key, x.shape)).reshape(4, 6))
+  direction = (softmax((flat + d) @ w) - p) @ w.T
+  q = softmax((flat + radius * unit(direction)) @ w)
+  expected = -(p * np.log(q)).sum(-1).mean()
+  np.testing.assert_allclose(float(got), expected, rtol=1e-4)
+  # The adversarial direction raises the loss above a random one of the same norm.
+  q_random = softmax((flat + radius * unit(d)) @ w)
+  assert expected > -(p * np.log(q_random)).sum(-1).mean()

@@ -53,7 +53,8 @@ METHOD_OPTIONS = ("sharing", "adversarial_loss", "disc_input", "adapt_update",
                   # Self-training's, read only with self_train_steps > 0.
                   "self_train_lr", "pseudo_threshold", "class_balanced", "teacher_decay",
                   "consistency_weight", "pseudo_weight", "self_train_source_weight",
-                  "self_train_im_weight", "label_smoothing", "augment_shift", "augment_noise")
+                  "self_train_im_weight", "vat_weight", "vat_radius", "label_smoothing",
+                  "augment_shift", "augment_noise")
 
 
 @dataclasses.dataclass(frozen=True)

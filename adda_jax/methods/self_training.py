@@ -12,13 +12,15 @@ them (Tarvainen & Valpola 2017). Each step:
        + pseudo_weight * CE_weighted(student(shift+noise(x_t)), y)
        + consistency_weight * |softmax(student(shift+noise(x_t))) - p|^2
        + im_weight * IM(student(shift+noise(x_t)))     (off by default)
+       + vat_weight * VAT(student, shift+noise(x_t))     (off by default)
   teacher <- teacher_decay * teacher + (1 - teacher_decay) * student
 
 The source term keeps the classifier anchored to the true labels while the target terms move
 it towards the target's clusters; the teacher, averaged over many steps, gives steadier
 pseudo-labels than the student, and it is the model the stage ends with. Each term has its
 weight so that an ablation can switch it off; information maximisation (SHOT's entropy minus
-diversity) is the optional extra.
+diversity) and virtual adversarial training (VADA / DIRT-T's smoothness term) are optional
+extras.
 """
 from __future__ import annotations
 
@@ -39,7 +41,8 @@ if TYPE_CHECKING:
 NAME = "selftrain"
 OPTIONS = ("self_train_steps", "self_train_lr", "pseudo_threshold", "class_balanced",
            "teacher_decay", "consistency_weight", "pseudo_weight", "self_train_source_weight",
-           "self_train_im_weight", "label_smoothing", "augment_shift", "augment_noise")
+           "self_train_im_weight", "vat_weight", "vat_radius", "label_smoothing",
+           "augment_shift", "augment_noise")
 
 
 def ema(teacher, student, decay: float):
@@ -81,7 +84,13 @@ def stage(cfg: Config, nets: Networks, previous: Stage) -> Stage:
       im = losses.information_maximisation_loss(target_logits)
       total = (cfg.self_train_source_weight * source_loss + cfg.pseudo_weight * pseudo
                + cfg.consistency_weight * consistency + cfg.self_train_im_weight * im)
-      return total, {"source_loss": source_loss, "im_loss": im,
+      extra = {}
+      if cfg.vat_weight:  # Two more passes through the student: only when asked for.
+        extra["vat_loss"] = losses.virtual_adversarial_loss(
+            lambda x: logits(model, x), strong, jax.random.fold_in(key, 1),
+            cfg.vat_radius * cfg.pixel_scale)
+        total = total + cfg.vat_weight * extra["vat_loss"]
+      return total, {**extra, "source_loss": source_loss, "im_loss": im,
                      "source_accuracy": losses.accuracy(source_logits,
                                                         batches["source_labels"]),
                      "pseudo_loss": pseudo, "consistency_loss": consistency}
