@@ -18,7 +18,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         method="adda", source_subset=None, target_subset=None, source_val_size=1000,
         self_train_steps=5000, self_train_lr=1e-4, pseudo_threshold=0.95,
         class_balanced=False, teacher_decay=0.999, consistency_weight=1.0, pseudo_weight=1.0,
-        self_train_source_weight=1.0, self_train_im_weight=0.0, label_smoothing=0.0, augment_shift=2, augment_noise=0.1, select="snd"),
+        self_train_source_weight=1.0, self_train_im_weight=0.0, vat_weight=0.0,
+        label_smoothing=0.0, augment_shift=2, augment_noise=0.1, select="snd"),
 }
 
 
