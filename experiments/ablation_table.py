@@ -3,9 +3,10 @@
 python experiments/ablation_table.py results/recipe/rows.csv results/recipe/ablation_rows.csv \
     --out results/recipe/ablation
 
-Reads the last-step rows of `--recipe adda_selftrain` runs (method `adda+selftrain`) and the
-ADDA rows they start from (and `--method source_only` runs: stage 3 without ADDA); an arm is the set of self-training flags its command adds to the
-recipe (experiments/ablation.sh), "recipe" when none. For each arm: target test accuracy (%)
+Reads the last-step rows of `--recipe adda_selftrain` runs (method `adda+selftrain`), the
+ADDA rows they start from, and `--method source_only` runs (stage 3 without ADDA); an arm is
+the set of self-training flags its command adds to the recipe (experiments/ablation.sh),
+"recipe" when none. For each arm: target test accuracy (%)
 per seed, mean ± std, and its change from the recipe on the same seeds (the arms share stages
 1-2 seed by seed, so the paired difference is the component's effect). Only last-step models:
 no selection, nothing read from target labels but the accuracy reported.
