@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepared GPU checks (device tool), all from raw files:
-#   bench        benchmark.py (500 steps per dispatch, and 1) and the PyTorch CUDA reference
+#   bench        benchmark.py (500 steps per dispatch, and 1) and the PyTorch CUDA reference;
+#                bench_seeds.py: 1 and 10 vmapped seeds, library vs batched-matmul convolutions
 #   timed        one paper-length MNIST->USPS run, whole-command wall time
 #   determinism  the same run twice more (the library asks XLA for deterministic GPU kernels)
 #   sweep        MNIST<->USPS x seeds 0-2 x variants, PARALLEL (4) runs at a time on the one GPU;
@@ -66,6 +67,8 @@ if has bench; then
     | tee "$out/bench.txt"
   python3 experiments/benchmark.py --no-torch --steps-per-call 1 \
     --block-steps "$((bench_steps / 5))" 2>&1 | tee -a "$out/bench.txt"
+  python3 experiments/bench_seeds.py --seeds 1 10 --block-steps "$bench_steps" 2>&1 \
+    | tee "$out/bench_seeds.txt"
   if [ -f .gpu_data/torch_adda_reference.py ]; then
     python3 -c "import runpy, sys, torch
 torch.set_default_device('cuda' if torch.cuda.is_available() else 'cpu')
