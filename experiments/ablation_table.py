@@ -11,7 +11,6 @@ per seed, mean ± std, and its change from the recipe on the same seeds (the arm
 1-2 seed by seed, so the paired difference is the component's effect). Only last-step models:
 no selection, nothing read from target labels but the accuracy reported.
 """
-import argparse
 import collections
 import csv
 import os
@@ -26,7 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from adda_jax.methods.self_training import OPTIONS  # noqa: E402
-from experiments.recipe_table import PAIRS, cell, write  # noqa: E402
+from experiments.recipe_table import PAIRS, cell, table_main  # noqa: E402
 
 FLAGS = {"--" + name.replace("_", "-") for name in OPTIONS} | {"--no-class-balanced"}
 RECIPE, ADDA, NO_ADDA = "recipe", "ADDA only (no stage 3)", "stage 3 on the source model (no ADDA)"
@@ -109,13 +108,8 @@ def plot(table, path: str) -> None:
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("csv", nargs="+")
-  parser.add_argument("--out", default=os.path.join("results", "recipe", "ablation"),
-                      help="writes OUT.md and OUT.png")
-  args = parser.parse_args()
-  table = read(args.csv)
-  write(args.out, markdown(table), lambda path: plot(table, path))
+  table_main(__doc__, os.path.join("results", "recipe", "ablation"), read, markdown, plot)
+
 
 if __name__ == "__main__":
   main()

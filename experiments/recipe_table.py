@@ -105,14 +105,18 @@ def plot(table, path: str) -> None:
   plt.close(fig)
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def table_main(doc: str, default_out: str, read_rows, to_markdown, draw) -> None:
+  """The command line of a results-CSV table: CSV files in, OUT.md and OUT.png out."""
+  parser = argparse.ArgumentParser(description=doc.splitlines()[0])
   parser.add_argument("csv", nargs="+")
-  parser.add_argument("--out", default=os.path.join("results", "recipe", "recipe"),
-                      help="writes OUT.md and OUT.png")
+  parser.add_argument("--out", default=default_out, help="writes OUT.md and OUT.png")
   args = parser.parse_args()
-  table = read(args.csv)
-  write(args.out, markdown(table), lambda path: plot(table, path))
+  table = read_rows(args.csv)
+  write(args.out, to_markdown(table), lambda path: draw(table, path))
+
+
+def main() -> None:
+  table_main(__doc__, os.path.join("results", "recipe", "recipe"), read, markdown, plot)
 
 
 def write(out: str, text: str, draw) -> None:
