@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 declare -A FLAGS=(
   [no_pseudo]="--pseudo-weight 0"
   [no_consistency]="--consistency-weight 0"
+  [no_target_terms]="--pseudo-weight 0 --consistency-weight 0"
   [no_augment]="--augment-shift 0 --augment-noise 0"
   [no_source]="--self-train-source-weight 0"
   [no_teacher]="--teacher-decay 0"
@@ -18,7 +19,8 @@ declare -A FLAGS=(
   [class_balanced]="--class-balanced"
 )
 for pair in ${PAIRS:-mnist_usps}; do
-  for arm in ${ARMS:-no_pseudo no_consistency no_augment no_source plus_im class_balanced no_teacher}; do
+  for arm in ${ARMS:-no_pseudo no_consistency no_target_terms no_augment plus_im plus_vat \
+                   class_balanced no_source no_teacher}; do
     [[ -n "${FLAGS[$arm]:-}" ]] || { echo "unknown arm $arm; choose from ${!FLAGS[*]}" >&2; exit 2; }
     for seed in ${SEEDS:-0 1 2}; do
       workdir="runs/ablation/$pair/$arm/seed$seed"
