@@ -22,7 +22,7 @@ def test_each_validator_picks_per_seed_over_complete_seeds_and_ties_average(tmp_
   for seed, (base, arm) in enumerate([(0.95, 0.97), (0.96, 0.94)]):
     write_run(tmp_path / "recipe" / f"seed{seed}", seed, base, snd=5.0, source_accuracy=0.99)
     write_run(tmp_path / "no_pseudo" / f"seed{seed}", seed, arm, snd=4.0,
-              source_accuracy=0.99, pseudo_weight=0.0)
+              source_accuracy=0.99000003, pseudo_weight=0.0)  # float32's 0.99
   write_run(tmp_path / "recipe" / "seed2", 2, 0.5, snd=5.0, source_accuracy=0.99)  # alone
   out = tmp_path / "arms"
   result = subprocess.run(
