@@ -55,7 +55,10 @@ def rows_for(history: list[dict], label: str) -> list[dict]:
 
 
 def table(workdirs: list[str], stage: str) -> list[dict]:
+  """Rows for every workdir, each named by its path below the folder they all share (its
+  basename when they are siblings: seed0, seed1, ...)."""
   rows = []
+  common = os.path.commonpath([os.path.dirname(os.path.abspath(w)) for w in workdirs])
   for workdir in workdirs:
     path = os.path.join(workdir, "summary.json")
     try:
@@ -67,7 +70,7 @@ def table(workdirs: list[str], stage: str) -> list[dict]:
     if not history or "val_entropy" not in history[0] or "target_accuracy" not in history[0]:
       raise UserError(f"{path}: its {stage} progress lines lack the validators or the target "
                       f"monitor; rerun it with this version, without --no-target-monitor")
-    rows += rows_for(history, os.path.basename(os.path.normpath(workdir)))
+    rows += rows_for(history, os.path.relpath(os.path.abspath(workdir), common))
   return rows
 
 

@@ -49,3 +49,13 @@ def test_script_writes_the_table_and_refuses_runs_without_validators(tmp_path):
   bad = subprocess.run([sys.executable, "experiments/validator_table.py", str(run)], cwd=ROOT,
                        capture_output=True, text=True)
   assert bad.returncode == 2 and "lack the validators" in bad.stderr
+
+
+def test_runs_from_different_folders_are_named_by_the_path_that_tells_them_apart(tmp_path):
+  runs = [tmp_path / "recipe" / "seed0", tmp_path / "ablation" / "plus_im" / "seed0"]
+  for run in runs:
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({"adapt_history": history()}))
+  labels = {row["run"] for row in validator_table.table([str(r) for r in runs], "adapt")}
+  assert labels == {os.path.join("recipe", "seed0"),
+                    os.path.join("ablation", "plus_im", "seed0")}
