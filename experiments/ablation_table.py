@@ -86,10 +86,15 @@ def markdown(table) -> str:
 
 
 def plot(table, path: str) -> None:
-  fig, axes = plt.subplots(1, len(table), figsize=(7.5 * len(table), 3.6), squeeze=False)
-  for ax, (pair, arms) in zip(axes[0], table.items()):
+  """The stage-3 arms' changes per pair that has any (stage 3 without ADDA stays in the
+  table only: its -12 points would squeeze the others' scale to nothing)."""
+  shown = {pair: arms for pair, arms in table.items()
+           if set(arms) - {RECIPE, ADDA, NO_ADDA}} or table
+  fig, axes = plt.subplots(1, len(shown), figsize=(8 * len(shown), 3.8), squeeze=False)
+  for ax, (pair, arms) in zip(axes[0], shown.items()):
     recipe = arms.get(RECIPE, {})
-    names = sorted((a for a in arms if a != RECIPE and paired_change(arms[a], recipe)),
+    names = sorted((a for a in arms
+                    if a not in (RECIPE, NO_ADDA) and paired_change(arms[a], recipe)),
                    key=lambda a: statistics.mean(paired_change(arms[a], recipe)))
     for y, name in enumerate(names):
       change = paired_change(arms[name], recipe)
