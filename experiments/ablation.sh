@@ -21,7 +21,10 @@ declare -A FLAGS=(
 for pair in ${PAIRS:-mnist_usps}; do
   for arm in ${ARMS:-no_pseudo no_consistency no_target_terms no_augment plus_im plus_vat \
                    class_balanced no_source no_teacher}; do
-    [[ -n "${FLAGS[$arm]:-}" ]] || { echo "unknown arm $arm; choose from ${!FLAGS[*]}" >&2; exit 2; }
+    if [[ -z "${FLAGS[$arm]:-}" ]]; then
+      echo "unknown arm $arm; choose from ${!FLAGS[*]}" >&2
+      exit 2
+    fi
     for seed in ${SEEDS:-0 1 2}; do
       workdir="runs/ablation/$pair/$arm/seed$seed"
       for stage in pretrain adapt; do
