@@ -1,10 +1,7 @@
 """experiments/ablation_table.py: arms read from the commands, changes paired by seed."""
-import csv
-import os
-import subprocess
 import sys
 
-from tests.test_recipe_table import ROOT
+from tests.test_recipe_table import ROOT, run_table
 
 sys.path.insert(0, ROOT)
 from experiments.ablation_table import arm_of  # noqa: E402
@@ -27,17 +24,9 @@ def test_table_pairs_each_arm_with_the_recipe_on_the_same_seeds(tmp_path):
           ("adda+selftrain", 1, BASE + " --pseudo-weight 0", 0.96),
           ("adda+selftrain", 2, BASE + " --pseudo-weight 0", 0.99),  # no recipe seed 2
           ("adda+selftrain", 0, "experiments/run.py --pair mnist_usps --seed 0", 0.5)]
-  path = tmp_path / "rows.csv"
-  with open(path, "w", newline="") as f:
-    writer = csv.writer(f)
-    writer.writerow(["pair", "method", "seed", "target_accuracy", "command"])
-    writer.writerows(("mnist_usps", m, s, a, c) for m, s, c, a in rows)
-  out = tmp_path / "ablation"
-  result = subprocess.run([sys.executable, os.path.join(ROOT, "experiments/ablation_table.py"),
-                           str(path), "--out", str(out)], capture_output=True, text=True,
-                          cwd=ROOT)
-  assert result.returncode == 0, result.stderr
-  text = (tmp_path / "ablation.md").read_text()
+  header = ["pair", "method", "seed", "target_accuracy", "command"]
+  text = run_table("ablation_table.py", header,
+                   [("mnist_usps", m, s, a, c) for m, s, c, a in rows], tmp_path / "ablation")
   assert "| recipe | 96.00 ± 1.41 (2) | 0: 95.00, 1: 97.00 | - |" in text
   assert "| ADDA only (no stage 3) | 91.50 ± 2.12 (2) |" in text
   assert "-4.50 (-5.00, -4.00) |" in text

@@ -7,21 +7,26 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def run_table(script: str, header: list[str], rows: list[tuple], out) -> str:
+  """Writes `rows` under `header` as a results CSV, runs experiments/`script` on it with
+  --out `out`, and returns the markdown it wrote."""
+  path = out.parent / "rows.csv"
+  with open(path, "w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(header)
+    writer.writerows(rows)
+  result = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", script), str(path),
+                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+  assert result.returncode == 0, result.stderr
+  return (out.parent / (out.name + ".md")).read_text()
+
+
 def test_table_pools_seeds_keeps_the_latest_row_and_labels_the_oracle(tmp_path):
   rows = [("adda", 0, 0.90), ("adda", 1, 0.94), ("adda", 1, 0.92),  # the rerun's row wins
           ("adda+selftrain", 0, 0.97), ("adda+selftrain", 1, 0.95),
           ("adda+selftrain [oracle-selected: reads target labels]", 0, 0.98)]
-  path = tmp_path / "rows.csv"
-  with open(path, "w", newline="") as f:
-    writer = csv.writer(f)
-    writer.writerow(["pair", "method", "seed", "target_accuracy"])
-    writer.writerows(("mnist_usps", m, s, a) for m, s, a in rows)
-  out = tmp_path / "table"
-  result = subprocess.run([sys.executable, os.path.join(ROOT, "experiments/recipe_table.py"),
-                           str(path), "--out", str(out)], capture_output=True, text=True,
-                          cwd=ROOT)
-  assert result.returncode == 0, result.stderr
-  text = (tmp_path / "table.md").read_text()
+  text = run_table("recipe_table.py", ["pair", "method", "seed", "target_accuracy"],
+                   [("mnist_usps", m, s, a) for m, s, a in rows], tmp_path / "table")
   assert "| ADDA | 91.00 ± 1.41 (2) | 90.00, 92.00 |" in text
   assert "| ADDA + self-training | 96.00 ± 1.41 (2) |" in text
   assert ("| ADDA + self-training [oracle line: READS TARGET LABELS] | 98.00 ± 0.00 (1)"
