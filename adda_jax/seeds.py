@@ -10,8 +10,9 @@ backend, by measurement (docs/speed.md):
   interval for all seeds, the datasets on the device once, and each seed drawing its own
   batches from its own keys, so a seed's numbers match its single-seed run up to float
   rounding (over a short run; over 10,000 steps rounding differences grow into another draw
-  of the same distribution, docs/speed.md). A seed whose loss turns non-finite is dropped at the next logging boundary (its
-  last good checkpoint kept, the reason in the log and in the exit status); the others go on.
+  of the same distribution, docs/speed.md). A seed whose loss turns non-finite is dropped at
+  the next logging boundary (its last good checkpoint kept, the reason in the log and in the
+  exit status); the others go on.
   Seeds that resume from different steps train as separate stacks.
 - "sequential" (the default on CPU): one seed after another in this process, sharing the
   loaded data. On XLA:CPU vmapped convolutions become grouped convolutions, measured slower
