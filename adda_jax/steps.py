@@ -97,7 +97,7 @@ def pretrain_step(nets: Networks, tx: optax.GradientTransformation, state: PyTre
   def loss_fn(params):
     logits = nets.classifier.apply(params["classifier"],
                                    nets.encoder.apply(params["encoder"], images))
-    if label_smoothing:
+    if label_smoothing:  # Off, the integer-label loss keeps the paper's runs' rounding.
       return losses.smoothed_classification_loss(logits, labels, label_smoothing), logits
     return losses.classification_loss(logits, labels), logits
 

@@ -12,6 +12,7 @@ import collections
 import csv
 import os
 import statistics
+import sys
 
 import matplotlib
 
@@ -111,12 +112,27 @@ def table_main(doc: str, default_out: str, read_rows, to_markdown, draw) -> None
   parser.add_argument("csv", nargs="+")
   parser.add_argument("--out", default=default_out, help="writes OUT.md and OUT.png")
   args = parser.parse_args()
-  table = read_rows(args.csv)
+  try:
+    table = read_rows(args.csv)
+  except OSError as e:
+    fail(f"cannot read {e.filename} ({e.strerror}); pass a results CSV written by run.py "
+         f"--results")
+  except (KeyError, ValueError) as e:
+    fail(f"{' '.join(args.csv)} holds no results rows (no column {e}); pass a results CSV "
+         f"written by run.py --results")
+  if not table:
+    fail(f"no rows to tabulate in {' '.join(args.csv)}")
   write(args.out, to_markdown(table), lambda path: draw(table, path))
 
 
 def main() -> None:
   table_main(__doc__, os.path.join("results", "recipe", "recipe"), read, markdown, plot)
+
+
+def fail(message: str) -> None:
+  """One line on stderr and exit status 2, as run.py answers bad input."""
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
 
 
 def write(out: str, text: str, draw) -> None:

@@ -33,3 +33,13 @@ def test_table_pools_seeds_keeps_the_latest_row_and_labels_the_oracle(tmp_path):
           in text)
   assert "MNIST->USPS (bar 98.5" in text
   assert (tmp_path / "table.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_missing_or_foreign_file_gets_one_line(tmp_path):
+  for given, message in ((tmp_path / "none.csv", "cannot read"),
+                         (os.path.join(ROOT, "README.md"), "holds no results rows")):
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "experiments/recipe_table.py"),
+                             str(given), "--out", str(tmp_path / "t")], capture_output=True,
+                            text=True, cwd=ROOT)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr
