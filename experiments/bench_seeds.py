@@ -82,6 +82,8 @@ def main() -> None:
                       help="steps per timed block (default 40 on CPU, 500 elsewhere)")
   parser.add_argument("--blocks", type=int, default=3)
   args = parser.parse_args()
+  if min(args.seeds) < 1 or args.blocks < 1 or (args.block_steps or 1) < 1:
+    parser.error("--seeds, --blocks and --block-steps take positive whole numbers")
   block_steps = args.block_steps or (40 if jax.default_backend() == "cpu" else 500)
   result = {"device": jax.devices()[0].device_kind, "block_steps": block_steps}
   for seeds in args.seeds:
