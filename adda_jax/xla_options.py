@@ -8,9 +8,10 @@ touch the process-wide XLA_FLAGS.
   11.7 ms, the conv2 forward 9.7 ms of a 45 ms pretraining step). An empty YNN fusion list
   sends them back to XLA's own (Eigen) kernels: pretraining went from 39-45 to 25-31 ms/step
   on the 2-core dev machine (`experiments/benchmark.py --baseline`, results/benchmark_cpu.jsonl).
-  Restricting YNN to elementwise fusions measured the same; custom matmul-based convolution
-  gradients were no faster on top of it. Evaluation (forward only) keeps the defaults: there
-  YNNPACK was faster (5.5 vs 8.5-9.4 ms per batch of 128).
+  Restricting YNN to elementwise fusions measured the same; matmul-based convolution
+  weight gradients were no faster on top of it (the input gradient was: `adda_jax/ops.py`).
+  Evaluation (forward only) keeps the defaults: there YNNPACK was faster (5.5 vs 8.5-9.4 ms
+  per batch of 128).
 - GPU: deterministic kernels, so one seed gives one result (measured on an H100: two runs of
   the same command gave identical losses and accuracies, and were not slower).
 

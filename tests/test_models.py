@@ -29,13 +29,6 @@ def test_features_are_relu_outputs():
   assert float(features.min()) >= 0.0 and float(features.max()) > 0.0
 
 
-def test_max_pool_matches_reduce_window():
-  from flax import linen
-  from adda_jax.ops import max_pool_2x2
-  x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
-  chex.assert_trees_all_close(max_pool_2x2(x), linen.max_pool(x, (2, 2), (2, 2)))
-
-
 @pytest.mark.parametrize("conv_relu", [True, False])
 def test_encoder_matches_a_hand_written_lenet(conv_relu):
   """Both variants share parameter shapes; only the conv-block activation differs."""
