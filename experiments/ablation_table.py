@@ -5,10 +5,11 @@ python experiments/ablation_table.py results/recipe/rows.csv results/recipe/abla
 
 Reads the last-step rows of `--recipe adda_selftrain` runs (method `adda+selftrain`), the
 ADDA rows they start from, and `--method source_only` runs (stage 3 without ADDA); an arm is
-the set of self-training flags its command adds to the recipe (experiments/ablation.sh),
-"recipe" when none. For each arm: target test accuracy (%)
-per seed, mean ± std, and its change from the recipe on the same seeds (the arms share stages
-1-2 seed by seed, so the paired difference is the component's effect). Only last-step models:
+the set of self-training or stage-1 regulariser flags its command adds to the recipe
+(experiments/ablation.sh), "recipe" when none. For each arm: target test accuracy (%)
+per seed, mean ± std, and its change from the recipe on the same seeds (stage-3 arms share
+stages 1-2 seed by seed, so the paired difference is the component's effect; a stage-1 arm
+retrains all three stages, and its ADDA model gets a row of its own). Only last-step models:
 no selection, nothing read from target labels but the accuracy reported.
 """
 import collections
@@ -27,7 +28,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from adda_jax.methods.self_training import OPTIONS  # noqa: E402
 from experiments.recipe_table import PAIRS, cell, table_main  # noqa: E402
 
-FLAGS = {"--" + name.replace("_", "-") for name in OPTIONS} | {"--no-class-balanced"}
+STAGE1_FLAGS = {"--pretrain-label-smoothing", "--pretrain-augment-shift"}
+FLAGS = ({"--" + name.replace("_", "-") for name in OPTIONS} | {"--no-class-balanced"}
+         | STAGE1_FLAGS)
 RECIPE, ADDA, NO_ADDA = "recipe", "ADDA only (no stage 3)", "stage 3 on the source model (no ADDA)"
 
 
@@ -39,6 +42,12 @@ def arm_of(command: str) -> str:
       value = words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("--") else ""
       arm.append(f"{word} {value}".strip())
   return " ".join(arm) or RECIPE
+
+
+def stage1_only(arm: str) -> bool:
+  """Whether an arm changes stage 1 and nothing after it (its ADDA model is then new)."""
+  flags = [word for word in arm.split() if word.startswith("--")]
+  return bool(flags) and set(flags) <= STAGE1_FLAGS
 
 
 def read(paths: list[str]) -> dict[str, dict[str, dict[int, float]]]:
@@ -53,6 +62,8 @@ def read(paths: list[str]) -> dict[str, dict[str, dict[int, float]]]:
           arm = arm_of(row["command"])
         elif row["method"] == "adda" and arm_of(row["command"]) == RECIPE:
           arm = ADDA
+        elif row["method"] == "adda" and stage1_only(arm_of(row["command"])):
+          arm = f"{ADDA}, {arm_of(row['command'])}"
         elif row["method"] == "source_only+selftrain":
           arm = NO_ADDA
         else:

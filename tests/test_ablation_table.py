@@ -34,3 +34,18 @@ def test_table_pairs_each_arm_with_the_recipe_on_the_same_seeds(tmp_path):
   assert "-1.50 (-2.00, -1.00) |" in text  # seed 2 has no recipe run to pair with
   assert "50.00" not in text  # a run without the recipe is left out
   assert (tmp_path / "ablation.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_stage1_arm_shows_its_own_adda_model(tmp_path):
+  shift = BASE + " --pretrain-augment-shift 2"
+  assert arm_of(shift) == "--pretrain-augment-shift 2"
+  rows = [("adda", 0, BASE, 0.90), ("adda+selftrain", 0, BASE, 0.95),
+          ("adda", 0, shift, 0.92), ("adda+selftrain", 0, shift, 0.96),
+          ("adda", 0, BASE + " --pseudo-weight 0", 0.90)]  # a stage-3 arm's copied stage 2
+  header = ["pair", "method", "seed", "target_accuracy", "command"]
+  text = run_table("ablation_table.py", header,
+                   [("mnist_usps", m, s, a, c) for m, s, c, a in rows], tmp_path / "ablation")
+  assert "| --pretrain-augment-shift 2 | 96.00 ± 0.00 (1) | 0: 96.00 | +1.00 (+1.00) |" in text
+  assert "| ADDA only (no stage 3), --pretrain-augment-shift 2 | 92.00 ± 0.00 (1) |" in text
+  assert "| ADDA only (no stage 3) | 90.00 ± 0.00 (1) |" in text
+  assert "--pseudo-weight 0 |" not in text  # its ADDA row is the recipe's, not an arm
