@@ -33,7 +33,9 @@ from adda_jax.errors import UserError  # noqa: E402
 from experiments.validator_table import spearman  # noqa: E402
 
 RECIPE = "adda_selftrain"
-SETTINGS = tuple(dict.fromkeys(("method", *RECIPES[RECIPE])))  # What an arm may change.
+# What an arm may change: the recipe's settings and stage 1's regularisers.
+SETTINGS = tuple(dict.fromkeys(("method", *RECIPES[RECIPE], "pretrain_label_smoothing",
+                                "pretrain_augment_shift")))
 
 
 def arm_of(cfg: Config) -> str:
@@ -46,7 +48,7 @@ def arm_of(cfg: Config) -> str:
 
 def read_runs(workdirs: list[str], stage: str) -> list[dict]:
   """One row per run: pair, arm, seed, the stage's last step, target accuracy, validators."""
-  rows = []
+  rows, seen = [], {}
   for workdir in workdirs:
     path = os.path.join(workdir, "summary.json")
     try:
@@ -57,6 +59,11 @@ def read_runs(workdirs: list[str], stage: str) -> list[dict]:
       raise UserError(f"{path}: no {stage} history to read ({type(e).__name__}); pass the "
                       f"workdir of a finished run")
     cfg = Config.from_json(summary["config"])
+    cell = (cfg.pair, arm_of(cfg), cfg.seed)
+    if cell in seen:
+      raise UserError(f"{seen[cell]} and {workdir} are the same arm ({cell[1]}) and seed "
+                      f"({cell[2]}); pass one of them")
+    seen[cell] = workdir
     rows.append({"pair": cfg.pair, "arm": arm_of(cfg), "seed": cfg.seed, "step": last["step"],
                  "target_accuracy": last["target_accuracy"],
                  **{name: last[f"val_{name}"] for name in validators.PREFERS

@@ -40,3 +40,28 @@ def test_each_validator_picks_per_seed_over_complete_seeds_and_ties_average(tmp_
       "no_pseudo", "pseudo_weight=0.0") in text)
   assert "| 95.50 | -1.00 |" in text.split("source_accuracy")[1]
   assert (tmp_path / "arms.csv").read_text().count("mnist_usps,") == 5
+
+
+def run_script(tmp_path):
+  return subprocess.run(
+      [sys.executable, os.path.join(ROOT, "experiments/arm_validators.py"),
+       *(str(p) for p in sorted(tmp_path.glob("*/seed*"))), "--out", str(tmp_path / "arms")],
+      capture_output=True, text=True, cwd=ROOT)
+
+
+def test_a_stage1_regulariser_is_an_arm(tmp_path):
+  write_run(tmp_path / "recipe" / "seed0", 0, 0.95, snd=5.0, source_accuracy=0.99)
+  write_run(tmp_path / "shift" / "seed0", 0, 0.96, snd=6.0, source_accuracy=0.99,
+            pretrain_augment_shift=2)  # SND prefers the higher score
+  result = run_script(tmp_path)
+  assert result.returncode == 0, result.stderr
+  assert "| snd | 0: pretrain_augment_shift=2 | 96.00 |" in (tmp_path / "arms.md").read_text()
+
+
+def test_two_runs_of_one_arm_and_seed_are_refused_in_one_line(tmp_path):
+  for name in ("a", "b"):
+    write_run(tmp_path / name / "seed0", 0, 0.95, snd=5.0, source_accuracy=0.99)
+  result = run_script(tmp_path)
+  assert result.returncode == 2
+  assert "are the same arm (recipe) and seed (0); pass one of them" in result.stderr
+  assert len(result.stderr.strip().splitlines()) == 1
