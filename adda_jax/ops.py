@@ -6,13 +6,13 @@ compare-and-select instead of `select_and_scatter`, which is several times slowe
 
 `conv2d` is XLA's convolution, except for one gradient on CPU. XLA:CPU computes a VALID
 convolution's input gradient as a full convolution over the output gradient padded by the
-kernel size, which for LeNet's conv2 costs more than twice its forward pass and was its
-slowest piece: 15.6 ms of a pretraining step, against 4.3 ms for the forward pass and 5.2 ms
-for the weight gradient (batch 128, this project's 2-core CPU). `_conv_input_grad_by_matmul`
-instead multiplies the output gradient by the kernel once (a plain matmul, the forward pass's
-cost) and adds the kernel-sized blocks back into place: 5.4 ms. Matmul forms of the forward
-pass and the weight gradient were measured too and were slower than XLA's (4x and 3x for
-conv2), so they stay XLA's. Accelerators keep XLA's gradients throughout (cuDNN's are good).
+kernel size, which for LeNet's conv2 costs three times its forward pass and was a step's
+slowest piece: 7.7 ms, against 2.3 ms for the forward pass and 3.6 ms for the weight gradient
+(batch 128, timed alone on this project's 2-core CPU). `_conv_input_grad_by_matmul` instead
+multiplies the output gradient by the kernel once (a plain matmul, the forward pass's cost)
+and adds the kernel-sized blocks back into place: 3.2 ms. Matmul forms of the forward pass and
+the weight gradient were measured too and were several times slower than XLA's, so those stay
+XLA's. Accelerators keep XLA's gradients throughout (cuDNN's are good).
 """
 from __future__ import annotations
 
