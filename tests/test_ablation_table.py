@@ -17,6 +17,13 @@ def test_arm_is_the_self_training_flags_of_the_command():
   assert arm_of(BASE + " --class-balanced --no-pictures") == "--class-balanced"
 
 
+def ablation_table(rows, tmp_path):
+  """The script's markdown for MNIST->USPS rows given as (method, seed, command, accuracy)."""
+  header = ["pair", "method", "seed", "target_accuracy", "command"]
+  return run_table("ablation_table.py", header,
+                   [("mnist_usps", m, s, a, c) for m, s, c, a in rows], tmp_path / "ablation")
+
+
 def test_table_pairs_each_arm_with_the_recipe_on_the_same_seeds(tmp_path):
   rows = [("adda", 0, BASE, 0.90), ("adda", 1, BASE, 0.93),
           ("adda+selftrain", 0, BASE, 0.95), ("adda+selftrain", 1, BASE, 0.97),
@@ -24,9 +31,7 @@ def test_table_pairs_each_arm_with_the_recipe_on_the_same_seeds(tmp_path):
           ("adda+selftrain", 1, BASE + " --pseudo-weight 0", 0.96),
           ("adda+selftrain", 2, BASE + " --pseudo-weight 0", 0.99),  # no recipe seed 2
           ("adda+selftrain", 0, "experiments/run.py --pair mnist_usps --seed 0", 0.5)]
-  header = ["pair", "method", "seed", "target_accuracy", "command"]
-  text = run_table("ablation_table.py", header,
-                   [("mnist_usps", m, s, a, c) for m, s, c, a in rows], tmp_path / "ablation")
+  text = ablation_table(rows, tmp_path)
   assert "| recipe | 96.00 ± 1.41 (2) | 0: 95.00, 1: 97.00 | - |" in text
   assert "| ADDA only (no stage 3) | 91.50 ± 2.12 (2) |" in text
   assert "-4.50 (-5.00, -4.00) |" in text
@@ -42,9 +47,7 @@ def test_a_stage1_arm_shows_its_own_adda_model(tmp_path):
   rows = [("adda", 0, BASE, 0.90), ("adda+selftrain", 0, BASE, 0.95),
           ("adda", 0, shift, 0.92), ("adda+selftrain", 0, shift, 0.96),
           ("adda", 0, BASE + " --pseudo-weight 0", 0.90)]  # a stage-3 arm's copied stage 2
-  header = ["pair", "method", "seed", "target_accuracy", "command"]
-  text = run_table("ablation_table.py", header,
-                   [("mnist_usps", m, s, a, c) for m, s, c, a in rows], tmp_path / "ablation")
+  text = ablation_table(rows, tmp_path)
   assert "| --pretrain-augment-shift 2 | 96.00 ± 0.00 (1) | 0: 96.00 | +1.00 (+1.00) |" in text
   assert "| ADDA only (no stage 3), --pretrain-augment-shift 2 | 92.00 ± 0.00 (1) |" in text
   assert "| ADDA only (no stage 3) | 90.00 ± 0.00 (1) |" in text
