@@ -25,10 +25,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from adda_jax.methods.base import PRETRAIN_REGULARISERS  # noqa: E402
 from adda_jax.methods.self_training import OPTIONS  # noqa: E402
 from experiments.recipe_table import PAIRS, cell, table_main  # noqa: E402
 
-STAGE1_FLAGS = {"--pretrain-label-smoothing", "--pretrain-augment-shift"}
+STAGE1_FLAGS = {"--" + name.replace("_", "-") for name in PRETRAIN_REGULARISERS}
 FLAGS = ({"--" + name.replace("_", "-") for name in OPTIONS} | {"--no-class-balanced"}
          | STAGE1_FLAGS)
 RECIPE, ADDA, NO_ADDA = "recipe", "ADDA only (no stage 3)", "stage 3 on the source model (no ADDA)"

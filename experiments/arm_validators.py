@@ -30,12 +30,12 @@ from adda_jax.config import Config  # noqa: E402
 from adda_jax.configs import get_config  # noqa: E402
 from adda_jax.configs.recipes import RECIPES, apply_recipe  # noqa: E402
 from adda_jax.errors import UserError  # noqa: E402
+from adda_jax.methods.base import PRETRAIN_REGULARISERS  # noqa: E402
 from experiments.validator_table import spearman  # noqa: E402
 
 RECIPE = "adda_selftrain"
 # What an arm may change: the recipe's settings and stage 1's regularisers.
-SETTINGS = tuple(dict.fromkeys(("method", *RECIPES[RECIPE], "pretrain_label_smoothing",
-                                "pretrain_augment_shift")))
+SETTINGS = tuple(dict.fromkeys(("method", *RECIPES[RECIPE], *PRETRAIN_REGULARISERS)))
 
 
 def arm_of(cfg: Config) -> str:
@@ -59,12 +59,12 @@ def read_runs(workdirs: list[str], stage: str) -> list[dict]:
       raise UserError(f"{path}: no {stage} history to read ({type(e).__name__}); pass the "
                       f"workdir of a finished run")
     cfg = Config.from_json(summary["config"])
-    cell = (cfg.pair, arm_of(cfg), cfg.seed)
-    if cell in seen:
-      raise UserError(f"{seen[cell]} and {workdir} are the same arm ({cell[1]}) and seed "
-                      f"({cell[2]}); pass one of them")
-    seen[cell] = workdir
-    rows.append({"pair": cfg.pair, "arm": arm_of(cfg), "seed": cfg.seed, "step": last["step"],
+    arm = arm_of(cfg)
+    if (cfg.pair, arm, cfg.seed) in seen:
+      raise UserError(f"{seen[cfg.pair, arm, cfg.seed]} and {workdir} are the same arm ({arm}) "
+                      f"and seed ({cfg.seed}); pass one of them")
+    seen[cfg.pair, arm, cfg.seed] = workdir
+    rows.append({"pair": cfg.pair, "arm": arm, "seed": cfg.seed, "step": last["step"],
                  "target_accuracy": last["target_accuracy"],
                  **{name: last[f"val_{name}"] for name in validators.PREFERS
                     if f"val_{name}" in last}})

@@ -40,9 +40,11 @@ DATA = {
 COMMON_FIELDS = ("pair", "source", "target", "class_names", "seed", "image_size", "channels",
                  "pixel_scale", "source_subset", "source_val_size", "subset_seed", "conv_relu",
                  "encoder", "batch_size")
+# Stage 1's optional regularisers (off in the paper): ablations name them as arms.
+PRETRAIN_REGULARISERS = ("pretrain_label_smoothing", "pretrain_augment_shift")
 PRETRAIN_FIELDS = COMMON_FIELDS + ("pretrain_solver", "pretrain_steps", "pretrain_lr",
                                    "pretrain_b1", "pretrain_weight_decay",
-                                   "pretrain_label_smoothing", "pretrain_augment_shift")
+                                   *PRETRAIN_REGULARISERS)
 # Fields of stage 2 that every method reading them interprets alike.
 ADAPT_FIELDS = PRETRAIN_FIELDS + ("method", "target_subset", "adapt_steps", "adapt_lr",
                                   "adapt_b1")
