@@ -252,17 +252,25 @@ def _out_of_memory_as_user_error(what: str, batch_size: int):
                     f"--batch-size (the paper's is 128)") from None
 
 
+def eval_batch_size(count: int) -> int:
+  """The fewest batches of at most EVAL_BATCH images, of equal size: one compiled shape per
+  image set, and at most one padded image per batch (USPS's 2,007 test images are 3 x 669,
+  not 3 x 1,000 with 993 of padding; a small set is one batch of its own size)."""
+  batches = max(1, -(-count // EVAL_BATCH))
+  return max(1, -(-count // batches))
+
+
 def predictions(predict, encoder: Any, classifier: Any, images: np.ndarray) -> np.ndarray:
-  """Predicted classes in fixed-size batches (the last one padded), so one compiled shape."""
+  """Predicted classes in batches of `eval_batch_size` (the last one padded)."""
+  size = eval_batch_size(len(images))
   out = []
-  for start in range(0, len(images), EVAL_BATCH):
-    batch = images[start:start + EVAL_BATCH]
-    size = len(batch)
-    if size < EVAL_BATCH:
-      batch = np.concatenate([batch, np.zeros((EVAL_BATCH - size, *batch.shape[1:]),
-                                              batch.dtype)])
-    out.append(np.asarray(predict(encoder, classifier, batch))[:size])
-  return np.concatenate(out)
+  for start in range(0, len(images), size):
+    batch = images[start:start + size]
+    real = len(batch)
+    if real < size:
+      batch = np.concatenate([batch, np.zeros((size - real, *batch.shape[1:]), batch.dtype)])
+    out.append(np.asarray(predict(encoder, classifier, batch))[:real])
+  return np.concatenate(out) if out else np.zeros(0, np.int32)
 
 
 def accuracy(predict, encoder: Any, classifier: Any, images: np.ndarray,

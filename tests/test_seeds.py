@@ -57,9 +57,9 @@ def test_auto_strategy_is_sequential_on_cpu():
     seeds.chosen_strategy("parallel")
 
 
-@pytest.mark.parametrize("changes", [{"method": "adda"}, {"method": "dann"},
-                                     {"method": "adda", "self_train_steps": 4}],
-                         ids=["adda", "dann", "adda+selftrain"])
+# ADDA's two stages are the first two of adda+selftrain, checked stage by stage there.
+@pytest.mark.parametrize("changes", [{"method": "dann"}, {"method": "adda", "self_train_steps": 4}],
+                         ids=["dann", "adda+selftrain"])
 def test_a_vmapped_seed_matches_its_single_seed_run(raw_dir, tmp_path, changes):
   data = DataSource("raw", raw_dir)
   cfg = tiny(**changes)

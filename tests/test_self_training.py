@@ -1,9 +1,6 @@
 """Self-training with a mean teacher (adda_jax/methods/self_training.py), its losses
 (adda_jax/losses.py), its augmentation (adda_jax/augment.py) and the recipe that uses it."""
-import csv
 import shutil
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +14,7 @@ from adda_jax.data.loading import DataSource
 from adda_jax.errors import UserError
 from adda_jax.methods import stages_for
 from adda_jax.methods.self_training import ema
-from tests.test_cli import ROOT, assert_one_line_error, run_cli
+from tests.test_cli import assert_one_line_error, run_cli
 from tests.test_methods import PRESET, stage_batches
 from tests.test_train import tiny
 
@@ -184,28 +181,6 @@ def test_recipe_fixes_every_self_training_value_and_options_need_the_stage(tmp_p
                    "--recipe", "nonesuch")
   assert_one_line_error(result, "unknown recipe 'nonesuch'")
   assert not (tmp_path / "run").exists()
-
-
-@pytest.mark.parametrize("pair,options", [("svhn_mnist", []),
-                                          ("mnist_mnistm", ["--rgb32", "--encoder", "dtn"])])
-def test_recipe_runs_end_to_end_on_the_pairs_without_offline_data(raw_dir, tmp_path, pair,
-                                                                  options):
-  """The recipe's command on SVHN (generated .mat files) and on MNIST-M with the DTN
-  encoder: every stage trains, and the rows carry last-step, selected and oracle models."""
-  results = tmp_path / "rows.csv"
-  run = subprocess.run(
-      [sys.executable, "experiments/run.py", "--pair", pair, "--recipe", "adda_selftrain",
-       "--workdir", str(tmp_path / "run"), "--pretrain-steps", "4", "--adapt-steps", "4",
-       "--self-train-steps", "4", "--batch-size", "8", "--log-every", "2",
-       "--source-val-size", "8", "--no-pictures", "--results", str(results), *options,
-       "--raw-dir", raw_dir, "--data-source", "raw"],
-      cwd=ROOT, capture_output=True, text=True, timeout=300)
-  assert run.returncode == 0, run.stderr[-2000:]
-  assert "[selftrain] step      4/4" in run.stdout
-  with open(results) as f:
-    methods = [row["method"] for row in csv.DictReader(f)]
-  assert methods == ["source_only", "adda", "adda+selftrain", "adda+selftrain [selected: snd]",
-                     "adda+selftrain [oracle-selected: reads target labels]"]
 
 
 def test_virtual_adversarial_loss_matches_numpy_for_a_linear_model():

@@ -1,9 +1,11 @@
 """End to end on generated data through the same code path as a real run."""
+import csv
 import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from adda_jax import runner, train
@@ -64,6 +66,30 @@ def test_stage_record_accumulates_time_and_commits():
   assert older.continued(1.0, "abc") == runner.StageRecord(None, "unknown+abc")
 
 
+@pytest.mark.parametrize("count,size", [(1, 1), (48, 48), (1000, 1000), (1001, 501),
+                                        (2007, 669), (10000, 1000), (10001, 910)])
+def test_evaluation_batches_are_equal_and_at_most_the_cap(count, size):
+  assert runner.eval_batch_size(count) == size
+  batches = -(-count // size)
+  assert size <= runner.EVAL_BATCH and batches * size - count < batches
+
+
+def test_predictions_keep_order_through_padded_batches():
+  shapes = []
+
+  def predict(encoder, classifier, images):  # The "class" of an image is its first pixel.
+    shapes.append(images.shape)
+    return images[:, 0, 0, 0].astype(np.int32)
+
+  images = np.arange(2007, dtype=np.float32).reshape(2007, 1, 1, 1)
+  np.testing.assert_array_equal(runner.predictions(predict, None, None, images), np.arange(2007))
+  assert shapes == [(669, 1, 1, 1)] * 3
+  shapes.clear()
+  np.testing.assert_array_equal(runner.predictions(predict, None, None, images[:1001]),
+                                np.arange(1001))
+  assert shapes == [(501, 1, 1, 1)] * 2  # The second batch padded by one image.
+
+
 def test_target_monitor_off_changes_nothing_but_the_log(raw_dir, tmp_path):
   data = DataSource("raw", raw_dir)
   quiet, watched = [], []
@@ -111,32 +137,46 @@ def test_workdir_with_other_config_is_refused(raw_dir, tmp_path):
     assert json.load(f)["seed"] == 1
 
 
-@pytest.mark.parametrize("pair,options", [("svhn_mnist", []), ("mnist_mnistm", ["--rgb32"])])
-def test_cli_run_then_evaluate(raw_dir, tmp_path, pair, options):
+RECIPE_ROWS = ["source_only", "adda", "adda+selftrain", "adda+selftrain [selected: snd]",
+               "adda+selftrain [oracle-selected: reads target labels]"]
+
+
+@pytest.mark.parametrize("pair,options", [("svhn_mnist", []),
+                                          ("mnist_mnistm", ["--rgb32", "--encoder", "dtn"])])
+def test_recipe_command_then_evaluate_on_the_pairs_without_offline_data(raw_dir, tmp_path, pair,
+                                                                        options):
+  """The recipe's command on SVHN (generated .mat files) and on MNIST-M with the DTN encoder,
+  through TFDS: every stage trains, the rows carry last-step, selected and oracle models, and
+  evaluate.py restores the run on either split."""
   workdir, results = str(tmp_path / "run"), str(tmp_path / "results.csv")
   common = ["--raw-dir", raw_dir, "--data-dir", str(tmp_path / "tfds")]
   run = subprocess.run(
-      [sys.executable, "experiments/run.py", "--pair", pair, "--workdir", workdir,
-       "--pretrain-steps", "4", "--adapt-steps", "4", "--batch-size", "8", "--log-every", "2",
-       "--checkpoint-every", "2", "--no-pictures", "--results", results, *options, *common],
+      [sys.executable, "experiments/run.py", "--pair", pair, "--recipe", "adda_selftrain",
+       "--workdir", workdir, "--pretrain-steps", "4", "--adapt-steps", "4",
+       "--self-train-steps", "4", "--batch-size", "8", "--log-every", "2",
+       "--checkpoint-every", "2", "--source-val-size", "8", "--no-pictures",
+       "--results", results, *options, *common],
       cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert run.returncode == 0, run.stderr[-2000:]
-  assert "[eval] adda:" in run.stdout and "[adapt] step      4/4" in run.stdout
+  assert "[adapt] step      4/4" in run.stdout and "[selftrain] step      4/4" in run.stdout
   with open(results) as f:
-    rows = f.read().splitlines()
-  assert rows[0].startswith("pair,method,seed,target_accuracy")
-  assert [r.split(",")[1] for r in rows[1:]] == ["source_only", "adda"]
+    rows = list(csv.DictReader(f))
+  assert [row["method"] for row in rows] == RECIPE_ROWS
   evaluate = subprocess.run([sys.executable, "experiments/evaluate.py", "--workdir", workdir,
                              "--results", results, *common], cwd=ROOT, capture_output=True,
                             text=True, timeout=300)
   assert evaluate.returncode == 0, evaluate.stderr[-2000:]
   with open(os.path.join(workdir, "summary.json")) as f:
     summary = json.load(f)
-  assert json.loads(evaluate.stdout.splitlines()[-2])["adda_accuracy"] == summary["adda_accuracy"]
+  restored = json.loads(evaluate.stdout.splitlines()[-2])
+  for key in ("adda_accuracy", "adda+selftrain_accuracy"):
+    assert restored[key] == summary[key], key
   on_train = subprocess.run([sys.executable, "experiments/evaluate.py", "--workdir", workdir,
                              "--eval-split", "train", "--results", results, *common], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
   assert on_train.returncode == 0, on_train.stderr[-2000:]
   with open(results) as f:
-    rows = f.read().splitlines()
-  assert [r.split(",")[4] for r in rows[1:]] == ["test"] * 4 + ["train"] * 2
+    rows = [(row["method"], row["eval_split"]) for row in csv.DictReader(f)]
+  last_steps = ["source_only", "adda", "adda+selftrain"]  # What evaluate.py re-measures.
+  assert rows == ([(method, "test") for method in RECIPE_ROWS + last_steps]
+                  + [(method, "train") for method in last_steps])
