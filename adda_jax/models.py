@@ -44,6 +44,11 @@ class Conv2d(nnx.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     return ops.conv2d(x, self.kernel[...], self.stride, self.padding) + self.bias[...]
 
+  def pooled(self, x: jax.Array) -> jax.Array:
+    """This (VALID, stride 1) convolution, then the 2x2 max-pool, in one op: the bias is
+    added after the pool, which gives the same values (max(y + b) = max(y) + b)."""
+    return ops.conv2d_max_pool_2x2(x, self.kernel[...]) + self.bias[...]
+
 
 class LeNetEncoder(nnx.Module):
   """LeNet feature extractor: images [N, S, S, C] -> features [N, 500]."""
@@ -63,8 +68,8 @@ class LeNetEncoder(nnx.Module):
     """Each block's output, flattened: conv1 + pool, conv2 + pool, fc 500 (the features).
     Methods that act on several depths (CAN) read them all."""
     conv_activation = jax.nn.relu if self.conv_relu else (lambda y: y)
-    block1 = conv_activation(ops.max_pool_2x2(self.conv1(x)))
-    block2 = conv_activation(ops.max_pool_2x2(self.conv2(block1)))
+    block1 = conv_activation(self.conv1.pooled(x))
+    block2 = conv_activation(self.conv2.pooled(block1))
     flat = block2.reshape(block2.shape[0], -1)
     return [block1.reshape(block1.shape[0], -1), flat, jax.nn.relu(self.fc(flat))]
 

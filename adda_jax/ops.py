@@ -13,11 +13,21 @@ multiplies the output gradient by the kernel once (a plain matmul, the forward p
 and adds the kernel-sized blocks back into place: 3.2 ms. Matmul forms of the forward pass and
 the weight gradient were measured too and were several times slower than XLA's, so those stay
 XLA's. Accelerators keep XLA's gradients throughout (cuDNN's are good).
+
+`conv2d_max_pool_2x2` is a convolution followed by the 2x2 pool. On an image (one to three
+channels: LeNet's conv1) XLA:CPU's convolution is slow for its work: a 25-long, one-channel
+dot product per output. The same convolution on 2x2 blocks of pixels ("space to depth": 4x the
+channels, a 3x3 kernel, 4x the output channels, one per position in an output block) does 1.4x
+the multiplications at shapes XLA handles well, and the pool becomes a max over each output
+block's four channel groups. For conv1 at batch 128 that measured 2.7x faster forward and ~1.3x
+forward + weight gradient, on a loaded machine; for conv2 (20 input channels) it was slower, so
+conv2 keeps the plain form.
 """
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 
@@ -73,6 +83,51 @@ def _conv_input_grad_by_matmul(grad: jax.Array, kernel: jax.Array) -> jax.Array:
               for j in range(kw))
     total = total + jnp.pad(row, ((0, 0), (i, kh - 1 - i), (0, 0), (0, 0)))
   return total
+
+
+# Inputs with at most this many channels (images) take the space-to-depth form on CPU.
+SPACE_TO_DEPTH_CHANNELS = 3
+
+
+def conv2d_max_pool_2x2(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """max_pool_2x2(conv2d(x, kernel)) for a VALID stride-1 convolution: same values; on CPU an
+  image with even sides through an odd-sized kernel takes the space-to-depth form."""
+  _, h, w, channels = x.shape
+  kh, kw = kernel.shape[:2]
+  if (jax.default_backend() == "cpu" and channels <= SPACE_TO_DEPTH_CHANNELS
+      and h % 2 == 0 and w % 2 == 0 and kh % 2 == 1 and kw % 2 == 1):
+    return _conv_max_pool_on_blocks(x, kernel)
+  return max_pool_2x2(conv2d(x, kernel))
+
+
+def _conv_max_pool_on_blocks(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """The convolution on 2x2 pixel blocks (`_block_kernel`), then the max over each output
+  block's four positions: x [N, H, W, C] -> [N, (H - kh + 1) / 2, (W - kw + 1) / 2, Cout]."""
+  n, h, w, c = x.shape
+  blocks = x.reshape(n, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
+  y = xla_conv2d(blocks.reshape(n, h // 2, w // 2, 4 * c), _block_kernel(kernel))
+  return y.reshape(*y.shape[:3], 4, kernel.shape[3]).max(axis=3)
+
+
+def _block_taps(size: int) -> np.ndarray:
+  """[size // 2 + 1, 2, 2] indices into the kernel (padded by one in front): block offset u,
+  input position p, output position a. Output pixel 2I + a reads input pixel 2I + a + i with
+  kernel tap i, which lies in block I + u at position p where 2u + p = a + i; so block offset
+  u at position p carries tap 2u + p - a, and index 0 (tap -1) or one past the kernel is zero."""
+  u, p, a = np.ogrid[:size // 2 + 1, :2, :2]
+  return 2 * u + p - a + 1
+
+
+def _block_kernel(kernel: jax.Array) -> jax.Array:
+  """kernel [kh, kw, C, Cout] (odd sides) as the kernel of the same convolution on 2x2
+  blocks: [kh // 2 + 1, kw // 2 + 1, 4 C, 4 Cout], input channel (p, q, c) for pixel (p, q)
+  of an input block, output channel (a, b, o) for pixel (a, b) of an output block."""
+  kh, kw, c, cout = kernel.shape
+  rows = _block_taps(kh)[:, None, :, None, :, None]  # [u, 1, p, 1, a, 1]
+  cols = _block_taps(kw)[None, :, None, :, None, :]  # [1, v, 1, q, 1, b]
+  padded = jnp.pad(kernel, ((1, 1), (1, 1), (0, 0), (0, 0)))
+  taps = padded[rows, cols]  # [u, v, p, q, a, b, C, Cout]
+  return taps.transpose(0, 1, 2, 3, 6, 4, 5, 7).reshape(*taps.shape[:2], 4 * c, 4 * cout)
 
 
 def max_pool_2x2(x: jax.Array) -> jax.Array:
