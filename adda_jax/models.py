@@ -45,9 +45,8 @@ class Conv2d(nnx.Module):
     return ops.conv2d(x, self.kernel[...], self.stride, self.padding) + self.bias[...]
 
   def pooled(self, x: jax.Array) -> jax.Array:
-    """This (VALID, stride 1) convolution, then the 2x2 max-pool, in one op: the bias is
-    added after the pool, which gives the same values (max(y + b) = max(y) + b)."""
-    return ops.conv2d_max_pool_2x2(x, self.kernel[...]) + self.bias[...]
+    """This (VALID, stride 1) convolution, then the 2x2 max-pool, as one op (fast on CPU)."""
+    return ops.conv2d_max_pool_2x2(x, self.kernel[...], self.bias[...])
 
 
 class LeNetEncoder(nnx.Module):

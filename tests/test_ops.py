@@ -54,13 +54,13 @@ def test_strided_and_padded_convolutions_are_xla_s():
                                 ops.xla_conv2d(x, kernel, stride, padding))
 
 
-def plain_conv_pool(x, kernel):
-  return ops.max_pool_2x2(ops.xla_conv2d(x, kernel))
+def plain_conv_pool(x, kernel, bias):
+  return ops.max_pool_2x2(ops.xla_conv2d(x, kernel) + bias)
 
 
-def block_conv_input_channels(x, kernel):
-  """Input channels of each convolution `conv2d_max_pool_2x2` runs (its jaxpr, nested ones
-  such as custom_vjp's included)."""
+def conv_input_channels(fn, *args):
+  """Input channels of each convolution `fn(*args)` runs (its jaxpr, nested ones such as
+  custom_vjp's included)."""
   def walk(jaxpr):
     for eqn in jaxpr.eqns:
       if eqn.primitive.name == "conv_general_dilated":
@@ -69,33 +69,44 @@ def block_conv_input_channels(x, kernel):
         inner = getattr(param, "jaxpr", param)
         if hasattr(inner, "eqns"):
           yield from walk(inner)
-  return list(walk(jax.make_jaxpr(ops.conv2d_max_pool_2x2)(x, kernel).jaxpr))
+  return list(walk(jax.make_jaxpr(fn)(*args).jaxpr))
+
+
+def conv_pool_loss(conv):
+  def loss(x, kernel, bias):
+    return conv_loss(lambda x, kernel: conv(x, kernel, bias))(x, kernel)
+  return loss
 
 
 @pytest.mark.parametrize("shape,kernel_shape", [((3, 28, 28, 1), (5, 5, 1, 20)),
                                                  ((2, 32, 32, 3), (5, 5, 3, 20)),
                                                  ((2, 10, 8, 2), (3, 5, 2, 4))])
-def test_conv_pool_on_pixel_blocks_matches_the_plain_form(shape, kernel_shape):
-  """Images take the space-to-depth form (4x the channels); values, the kernel's gradient
-  and the input's are the plain convolution + pool's."""
-  assert block_conv_input_channels(jnp.zeros(shape), jnp.zeros(kernel_shape)) == [
-      4 * shape[-1]]
-  kx, kk = jax.random.split(jax.random.key(4))
+def test_conv_pool_is_trained_on_pixel_blocks_with_the_plain_forms_values(shape,
+                                                                          kernel_shape):
+  """Images: differentiated, the space-to-depth form (4x the channels); evaluated, the plain
+  one. Values and the gradients of input, kernel and bias are the plain form's."""
+  kx, kk, kb = jax.random.split(jax.random.key(4), 3)
   x = jax.random.normal(kx, shape)
   kernel = jax.random.normal(kk, kernel_shape) / np.sqrt(np.prod(kernel_shape[:3]))
-  chex.assert_trees_all_close(ops.conv2d_max_pool_2x2(x, kernel), plain_conv_pool(x, kernel),
-                              rtol=1e-5, atol=1e-6)
-  ours = jax.jit(jax.grad(conv_loss(ops.conv2d_max_pool_2x2), argnums=(0, 1)))(x, kernel)
-  plain = jax.jit(jax.grad(conv_loss(plain_conv_pool), argnums=(0, 1)))(x, kernel)
+  bias = jax.random.normal(kb, kernel_shape[-1:])
+  loss = conv_pool_loss(ops.conv2d_max_pool_2x2)
+  assert conv_input_channels(ops.conv2d_max_pool_2x2, x, kernel, bias) == [shape[-1]]
+  assert 4 * shape[-1] in conv_input_channels(jax.grad(loss, argnums=1), x, kernel, bias)
+  chex.assert_trees_all_close(ops.conv2d_max_pool_2x2(x, kernel, bias),
+                              plain_conv_pool(x, kernel, bias), rtol=1e-6)
+  ours = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))(x, kernel, bias)
+  plain = jax.jit(jax.value_and_grad(conv_pool_loss(plain_conv_pool), argnums=(0, 1, 2)))(
+      x, kernel, bias)
   chex.assert_trees_all_close(ours, plain, rtol=1e-4, atol=1e-5)
-  assert float(jnp.abs(ours[1]).min()) > 0  # Every kernel tap gets a gradient.
+  assert float(jnp.abs(ours[1][1]).min()) > 0  # Every kernel tap gets a gradient.
 
 
 def test_conv_pool_on_pixel_blocks_under_vmap():
   kx, kk = jax.random.split(jax.random.key(5))
   x = jax.random.normal(kx, (3, 2, 28, 28, 1))
   kernels = jax.random.normal(kk, (3, 5, 5, 1, 20)) / 5
-  grads = [jax.jit(jax.vmap(jax.grad(conv_loss(conv), argnums=1)))(x, kernels)
+  biases = jnp.arange(60.0).reshape(3, 20) / 60
+  grads = [jax.jit(jax.vmap(jax.grad(conv_pool_loss(conv), argnums=(1, 2))))(x, kernels, biases)
            for conv in (ops.conv2d_max_pool_2x2, plain_conv_pool)]
   chex.assert_trees_all_close(*grads, rtol=1e-4, atol=1e-5)
 
@@ -104,9 +115,12 @@ def test_conv_pool_on_pixel_blocks_under_vmap():
                                                  ((2, 11, 11, 1), (4, 4, 1, 3))])
 def test_other_conv_pools_keep_the_plain_form(shape, kernel_shape):
   """Many input channels, or odd image sides (then an even kernel, for an even output): the
-  plain convolution."""
-  assert block_conv_input_channels(jnp.zeros(shape), jnp.zeros(kernel_shape)) == [shape[-1]]
+  plain convolution, differentiated or not."""
   x = jax.random.normal(jax.random.key(6), shape)
   kernel = jax.random.normal(jax.random.key(7), kernel_shape)
-  chex.assert_trees_all_equal(ops.conv2d_max_pool_2x2(x, kernel),
-                              ops.max_pool_2x2(ops.conv2d(x, kernel)))
+  bias = jnp.ones(kernel_shape[-1:])
+  loss = conv_pool_loss(ops.conv2d_max_pool_2x2)
+  assert conv_input_channels(ops.conv2d_max_pool_2x2, x, kernel, bias) == [shape[-1]]
+  assert 4 * shape[-1] not in conv_input_channels(jax.grad(loss, argnums=1), x, kernel, bias)
+  chex.assert_trees_all_equal(ops.conv2d_max_pool_2x2(x, kernel, bias),
+                              ops.max_pool_2x2(ops.conv2d(x, kernel) + bias))
