@@ -254,8 +254,8 @@ def _out_of_memory_as_user_error(what: str, batch_size: int):
 
 def eval_batch_size(count: int) -> int:
   """The fewest batches of at most EVAL_BATCH images, of equal size: one compiled shape per
-  image set, and at most one padded image per batch (USPS's 2,007 test images are 3 x 669,
-  not 3 x 1,000 with 993 of padding; a small set is one batch of its own size)."""
+  image set, and fewer padded images than batches (USPS's 2,007 test images are 3 x 669, not
+  3 x 1,000 with 993 of padding; a small set is one batch of its own size)."""
   batches = max(1, -(-count // EVAL_BATCH))
   return max(1, -(-count // batches))
 
