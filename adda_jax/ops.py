@@ -101,10 +101,11 @@ def conv2d_max_pool_2x2(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax
   if (jax.default_backend() == "cpu" and channels <= SPACE_TO_DEPTH_CHANNELS
       and h % 2 == 0 and w % 2 == 0 and kh % 2 == 1 and kw % 2 == 1):
     return _conv_max_pool_trained_on_blocks(x, kernel, bias)
-  return _plain_conv_max_pool(x, kernel, bias)
+  return plain_conv2d_max_pool_2x2(x, kernel, bias)
 
 
-def _plain_conv_max_pool(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+def plain_conv2d_max_pool_2x2(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+  """The same, as the convolution, the bias and the pool one after another."""
   return max_pool_2x2(conv2d(x, kernel) + bias)
 
 
@@ -113,7 +114,7 @@ def _conv_max_pool_trained_on_blocks(x: jax.Array, kernel: jax.Array,
                                      bias: jax.Array) -> jax.Array:
   # Not differentiated (evaluation, features computed once): the plain form (module
   # docstring); differentiated, the rule below runs the form on pixel blocks.
-  return _plain_conv_max_pool(x, kernel, bias)
+  return plain_conv2d_max_pool_2x2(x, kernel, bias)
 
 
 def _conv_max_pool_on_blocks(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
