@@ -146,6 +146,9 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
   group.add_argument("--augment-noise", type=float,
                      help="noise on the student's target view, times the pixel range "
                           "(default 0.1)")
+  group.add_argument("--augment-scale", type=float,
+                     help="random zoom by up to this factor either way, source and target "
+                          "(default 1: none)")
   group = parser.add_argument_group("optimisation")
   group.add_argument("--pretrain-steps", type=int, help="stage 1 steps (default 10000)")
   group.add_argument("--adapt-steps", type=int, help="stage 2 steps (default 10000)")
@@ -160,6 +163,9 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
   group.add_argument("--pretrain-augment-shift", type=int,
                      help="random translation of stage 1's images, in pixels (default 0, "
                           "the paper)")
+  group.add_argument("--pretrain-augment-scale", type=float,
+                     help="random zoom of stage 1's images by up to this factor either way "
+                          "(default 1: none, the paper)")
   group.add_argument("--adapt-lr", type=float,
                      help="stage 2 Adam rate for D and M_t (default 2e-4)")
   group = parser.add_argument_group("data protocol and encoder")
@@ -232,14 +238,16 @@ def config_from_args(args: argparse.Namespace) -> Config:
   if args.recipe:
     cfg = apply_recipe(cfg, args.recipe)
   names = ("method", "seed", "pretrain_solver", "pretrain_steps", "adapt_steps", "batch_size",
-           "pretrain_lr", "pretrain_label_smoothing", "pretrain_augment_shift", "adapt_lr",
+           "pretrain_lr", "pretrain_label_smoothing", "pretrain_augment_shift",
+           "pretrain_augment_scale", "adapt_lr",
            "adversarial_loss", "adapt_update", "disc_input",
            "sharing", "domain_weight", "mmd_kernel", "mmd_weight", "eval_split", "image_size",
            "pixel_scale", "conv_relu", "encoder", "log_every", "checkpoint_every", "select",
            "source_val_size", "target_im_weight", "self_train_steps", "self_train_lr",
            "pseudo_threshold", "class_balanced", "teacher_decay", "consistency_weight",
            "pseudo_weight", "self_train_source_weight", "self_train_im_weight", "vat_weight",
-           "vat_radius", "label_smoothing", "augment_shift", "augment_noise")
+           "vat_radius", "label_smoothing", "augment_shift", "augment_noise",
+           "augment_scale")
   changes = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
   if args.full_sets:
     changes.update(source_subset=None, target_subset=None)

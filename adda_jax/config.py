@@ -116,6 +116,7 @@ class Config:
   label_smoothing: float = 0.0
   augment_shift: int = 2
   augment_noise: float = 0.1
+  augment_scale: float = 1.0  # Random zoom by up to this factor either way (1: none).
   # Optimisation.
   batch_size: int = 128
   pretrain_solver: str = "adam"
@@ -124,9 +125,11 @@ class Config:
   pretrain_b1: float = 0.9
   pretrain_weight_decay: float = 2.5e-5
   # Stage 1's regularisers (the paper uses neither): label smoothing of its cross-entropy, and
-  # a random translation of its images by up to this many pixels (adda_jax/augment.py).
+  # a random translation of its images by up to this many pixels and a random zoom by up to
+  # this factor either way (adda_jax/augment.py).
   pretrain_label_smoothing: float = 0.0
   pretrain_augment_shift: int = 0
+  pretrain_augment_scale: float = 1.0
   adapt_steps: int = 10_000
   adapt_lr: float = 2e-4
   adapt_b1: float = 0.5
@@ -201,6 +204,11 @@ class Config:
     if not 0 <= self.seed <= MAX_SEED:
       raise UserError(f"--seed must be an integer in 0..{MAX_SEED} (JAX seeds are 32-bit), "
                       f"got {self.seed}")
+    for name in ("augment_scale", "pretrain_augment_scale"):
+      value = getattr(self, name)
+      if not (math.isfinite(value) and value >= 1):
+        raise UserError(f"--{name.replace('_', '-')} is a zoom factor >= 1 (1: no zoom), "
+                        f"got {value!r}")
     for name in ("pretrain_lr", "adapt_lr", "self_train_lr", "pixel_scale", "vat_radius"):
       value = getattr(self, name)
       if not (math.isfinite(value) and value > 0):

@@ -3,10 +3,11 @@
 python experiments/ablation_table.py results/recipe/rows.csv results/recipe/ablation_rows.csv \
     --out results/recipe/ablation
 
-Reads the last-step rows of `--recipe adda_selftrain` runs (method `adda+selftrain`), the
+Reads the last-step rows of `--recipe adda_selftrain*` runs (method `adda+selftrain`), the
 ADDA rows they start from, and `--method source_only` runs (stage 3 without ADDA); an arm is
 the set of self-training or stage-1 regulariser flags its command adds to the recipe
-(experiments/ablation.sh), "recipe" when none. For each arm: target test accuracy (%)
+(experiments/ablation.sh), "recipe" when none; another named recipe counts as the flags that
+would turn `adda_selftrain` into it. For each arm: target test accuracy (%)
 per seed, mean ± std, and its change from the recipe on the same seeds (stage-3 arms share
 stages 1-2 seed by seed, so the paired difference is the component's effect; a stage-1 arm
 retrains all three stages, and its ADDA model gets a row of its own). Only last-step models:
@@ -25,6 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from adda_jax.configs.recipes import RECIPES  # noqa: E402
 from adda_jax.methods.base import PRETRAIN_REGULARISERS  # noqa: E402
 from adda_jax.methods.self_training import OPTIONS  # noqa: E402
 from experiments.recipe_table import PAIRS, cell, table_main  # noqa: E402
@@ -33,11 +35,31 @@ STAGE1_FLAGS = {"--" + name.replace("_", "-") for name in PRETRAIN_REGULARISERS}
 FLAGS = ({"--" + name.replace("_", "-") for name in OPTIONS} | {"--no-class-balanced"}
          | STAGE1_FLAGS)
 RECIPE, ADDA, NO_ADDA = "recipe", "ADDA only (no stage 3)", "stage 3 on the source model (no ADDA)"
+BASE = "adda_selftrain"  # The recipe every arm is a change of.
+
+
+def recipe_of(command: str) -> str | None:
+  """The `--recipe` a row's command names, if any."""
+  words = shlex.split(command)
+  return words[words.index("--recipe") + 1] if "--recipe" in words[:-1] else None
+
+
+def recipe_flags(name: str) -> list[str]:
+  """The flags that turn the base recipe into recipe `name`, in its settings' order."""
+  base, recipe = RECIPES[BASE], RECIPES[name]
+  flags = []
+  for key, value in recipe.items():
+    if base.get(key) != value:
+      flag = key.replace("_", "-")
+      flags.append((f"--{flag}" if value else f"--no-{flag}") if isinstance(value, bool)
+                   else f"--{flag} {value}")
+  return flags
 
 
 def arm_of(command: str) -> str:
-  """The self-training flags (with their values) a row's command sets, in command order."""
-  words, arm = shlex.split(command), []
+  """The self-training and stage-1 flags (with their values) a row's command sets, after
+  those its recipe stands for, in command order."""
+  words, arm = shlex.split(command), recipe_flags(recipe_of(command) or BASE)
   for i, word in enumerate(words):
     if word in FLAGS:
       value = words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("--") else ""
@@ -45,10 +67,15 @@ def arm_of(command: str) -> str:
   return " ".join(arm) or RECIPE
 
 
-def stage1_only(arm: str) -> bool:
-  """Whether an arm changes stage 1 and nothing after it (its ADDA model is then new)."""
-  flags = [word for word in arm.split() if word.startswith("--")]
-  return bool(flags) and set(flags) <= STAGE1_FLAGS
+def stage1_flags(arm: str) -> str:
+  """The part of an arm that changes stage 1 (and so the ADDA model every later stage
+  starts from)."""
+  words, kept = arm.split(), []
+  for i, word in enumerate(words):
+    if word in STAGE1_FLAGS:
+      value = words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("--") else ""
+      kept.append(f"{word} {value}".strip())
+  return " ".join(kept)
 
 
 def read(paths: list[str]) -> dict[str, dict[str, dict[int, float]]]:
@@ -57,14 +84,14 @@ def read(paths: list[str]) -> dict[str, dict[str, dict[int, float]]]:
   for path in paths:
     with open(path, newline="") as f:
       for row in csv.DictReader(f):
-        if "--recipe adda_selftrain" not in row["command"]:
+        if recipe_of(row["command"]) not in RECIPES:
           continue
         if row["method"] == "adda+selftrain":
           arm = arm_of(row["command"])
-        elif row["method"] == "adda" and arm_of(row["command"]) == RECIPE:
-          arm = ADDA
-        elif row["method"] == "adda" and stage1_only(arm_of(row["command"])):
-          arm = f"{ADDA}, {arm_of(row['command'])}"
+        elif row["method"] == "adda":
+          # Arms that leave stage 1 alone share the recipe's ADDA model.
+          changed = stage1_flags(arm_of(row["command"]))
+          arm = f"{ADDA}, {changed}" if changed else ADDA
         elif row["method"] == "source_only+selftrain":
           arm = NO_ADDA
         else:

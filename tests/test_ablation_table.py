@@ -52,3 +52,17 @@ def test_a_stage1_arm_shows_its_own_adda_model(tmp_path):
   assert "| ADDA only (no stage 3), --pretrain-augment-shift 2 | 92.00 ± 0.00 (1) |" in text
   assert "| ADDA only (no stage 3) | 90.00 ± 0.00 (1) |" in text
   assert "--pseudo-weight 0 |" not in text  # its ADDA row is the recipe's, not an arm
+
+
+def test_a_named_recipe_is_the_arm_of_the_flags_it_stands_for(tmp_path):
+  zoom = BASE.replace("adda_selftrain", "adda_selftrain_zoom")
+  assert arm_of(zoom) == ("--augment-scale 1.4 --pretrain-augment-shift 2 "
+                          "--pretrain-augment-scale 1.4")
+  rows = [("adda", 0, BASE, 0.90), ("adda+selftrain", 0, BASE, 0.95),
+          ("adda", 0, zoom, 0.93), ("adda+selftrain", 0, zoom, 0.97)]
+  text = ablation_table(rows, tmp_path)
+  assert ("| --augment-scale 1.4 --pretrain-augment-shift 2 --pretrain-augment-scale 1.4 | "
+          "97.00 ± 0.00 (1) | 0: 97.00 | +2.00 (+2.00) |") in text
+  assert ("| ADDA only (no stage 3), --pretrain-augment-shift 2 --pretrain-augment-scale 1.4 | "
+          "93.00 ± 0.00 (1) |") in text
+  assert "| ADDA only (no stage 3) | 90.00 ± 0.00 (1) |" in text

@@ -227,7 +227,7 @@ def test_adda_target_im_term_lowers_its_loss_and_only_adda_reads_it():
       config(other, target_im_weight=1.0)
 
 
-def test_stage_one_regularisers_smooth_its_labels_and_shift_its_images():
+def test_stage_one_regularisers_smooth_its_labels_and_shift_and_zoom_its_images():
   """Off (the paper) the step is the plain supervised step on the batch as drawn; label
   smoothing changes the loss to the smoothed cross-entropy; a shift trains on translated
   images (the same translation `augment` draws from the step's key)."""
@@ -256,5 +256,11 @@ def test_stage_one_regularisers_smooth_its_labels_and_shift_its_images():
                                     batches["source_labels"])
   np.testing.assert_allclose(shifted, float(expected["loss"]), rtol=1e-5)
   assert abs(shifted - plain) > 1e-4
+  cfg, state, batches, zoomed = first_loss(pretrain_augment_scale=1.4)
+  _, expected = steps.pretrain_step(nets, pretrain_optimizer(cfg), state,
+                                    augment(key, batches["source_images"], 0, max_scale=1.4),
+                                    batches["source_labels"])
+  np.testing.assert_allclose(zoomed, float(expected["loss"]), rtol=1e-5)
+  assert abs(zoomed - plain) > 1e-4
   with pytest.raises(UserError, match="pretrain-augment-shift"):
     PRESET.replace(pretrain_augment_shift=-1).validate()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from adda_jax import losses, train
-from adda_jax.augment import augment, translate
+from adda_jax.augment import augment, translate, zoom
 from adda_jax.configs.recipes import RECIPES
 from adda_jax.data.loading import DataSource
 from adda_jax.errors import UserError
@@ -76,6 +76,28 @@ def test_translation_moves_each_image_by_at_most_the_shift_and_keeps_its_shape()
   noisy = augment(jax.random.key(1), images, 0, noise=0.5, pixel_scale=1.0)
   assert float(noisy.min()) >= 0.0 and float(noisy.max()) <= 1.0
   assert not np.allclose(noisy, images)
+
+
+def test_zoom_scales_each_image_about_its_centre_within_the_factor():
+  images = jnp.zeros((64, 28, 28, 1)).at[:, 10:18, 10:18, 0].set(1.0)  # An 8-pixel square.
+  zoomed = np.asarray(zoom(jax.random.key(0), images, 1.5))[..., 0]
+  assert zoomed.shape == (64, 28, 28)
+  assert zoomed.min() >= 0.0 and zoomed.max() <= 1.0 + 1e-6
+  side = np.sqrt(zoomed.sum((1, 2)))  # The square's ink, as the side of a square.
+  assert np.all(side > 8 / 1.5 - 0.5) and np.all(side < 8 * 1.5 + 0.5)
+  assert side.min() < 7 and side.max() > 9  # Some shrink, some grow.
+  rows = (zoomed.sum(2) * (np.arange(28) + 0.5)).sum(1) / zoomed.sum((1, 2))
+  np.testing.assert_allclose(rows, 14.0, atol=1e-3)  # The centre stays put.
+  assert zoom(jax.random.key(0), images, 1.0) is images
+  # Without a zoom, augment draws the very shifts and noise it drew before zooms existed.
+  shift_key, noise_key = jax.random.split(jax.random.key(3))
+  expected = translate(shift_key, images, 2)
+  expected = jnp.clip(expected + 0.1 * jax.random.normal(noise_key, images.shape), 0.0, 1.0)
+  np.testing.assert_array_equal(augment(jax.random.key(3), images, 2, 0.1), expected)
+  with pytest.raises(UserError, match="augment-scale is a zoom factor >= 1"):
+    PRESET.replace(self_train_steps=5, augment_scale=0.5).validate()
+  with pytest.raises(UserError, match="pretrain-augment-scale is a zoom factor"):
+    PRESET.replace(pretrain_augment_scale=float("nan")).validate()
 
 
 def build(**changes):

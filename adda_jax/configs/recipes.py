@@ -10,16 +10,23 @@ from typing import Any
 from adda_jax.config import Config
 from adda_jax.errors import UserError
 
+# ADDA (the paper's two stages, unchanged), then self-training with a mean teacher, on the
+# full training sets, with 1,000 source images held out for the source validator and the
+# checkpoint SND prefers kept beside the last step's.
+ADDA_SELFTRAIN = dict(
+    method="adda", source_subset=None, target_subset=None, source_val_size=1000,
+    self_train_steps=5000, self_train_lr=1e-4, pseudo_threshold=0.95, class_balanced=False,
+    teacher_decay=0.999, consistency_weight=1.0, pseudo_weight=1.0,
+    self_train_source_weight=1.0, self_train_im_weight=0.0, vat_weight=0.0,
+    label_smoothing=0.0, augment_shift=2, augment_noise=0.1, augment_scale=1.0, select="snd")
+
 RECIPES: dict[str, dict[str, Any]] = {
-    # ADDA (the paper's two stages, unchanged), then self-training with a mean teacher, on
-    # the full training sets, with 1,000 source images held out for the source validator and
-    # the checkpoint SND prefers kept beside the last step's.
-    "adda_selftrain": dict(
-        method="adda", source_subset=None, target_subset=None, source_val_size=1000,
-        self_train_steps=5000, self_train_lr=1e-4, pseudo_threshold=0.95,
-        class_balanced=False, teacher_decay=0.999, consistency_weight=1.0, pseudo_weight=1.0,
-        self_train_source_weight=1.0, self_train_im_weight=0.0, vat_weight=0.0,
-        label_smoothing=0.0, augment_shift=2, augment_noise=0.1, select="snd"),
+    "adda_selftrain": ADDA_SELFTRAIN,
+    # The same, with one augmentation for every stage that trains the classifier: stage 1
+    # too sees its source images shifted, and stages 1 and 3 zoom them by up to the ratio
+    # between MNIST's framing (a 20-pixel box in 28) and USPS's (the whole frame).
+    "adda_selftrain_zoom": {**ADDA_SELFTRAIN, "pretrain_augment_shift": 2,
+                            "pretrain_augment_scale": 1.4, "augment_scale": 1.4},
 }
 
 

@@ -41,7 +41,8 @@ COMMON_FIELDS = ("pair", "source", "target", "class_names", "seed", "image_size"
                  "pixel_scale", "source_subset", "source_val_size", "subset_seed", "conv_relu",
                  "encoder", "batch_size")
 # Stage 1's optional regularisers (off in the paper): ablations name them as arms.
-PRETRAIN_REGULARISERS = ("pretrain_label_smoothing", "pretrain_augment_shift")
+PRETRAIN_REGULARISERS = ("pretrain_label_smoothing", "pretrain_augment_shift",
+                         "pretrain_augment_scale")
 PRETRAIN_FIELDS = COMMON_FIELDS + ("pretrain_solver", "pretrain_steps", "pretrain_lr",
                                    "pretrain_b1", "pretrain_weight_decay",
                                    *PRETRAIN_REGULARISERS)
@@ -56,7 +57,7 @@ METHOD_OPTIONS = ("sharing", "adversarial_loss", "disc_input", "adapt_update",
                   "self_train_lr", "pseudo_threshold", "class_balanced", "teacher_decay",
                   "consistency_weight", "pseudo_weight", "self_train_source_weight",
                   "self_train_im_weight", "vat_weight", "vat_radius", "label_smoothing",
-                  "augment_shift", "augment_noise")
+                  "augment_shift", "augment_noise", "augment_scale")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +128,8 @@ def supervised_stage(cfg: Config, nets: Networks, name: str, label: str, data: s
 
   def step(state, frozen, batches, key):
     return steps.pretrain_step(nets, tx, state,
-                               augment(key, batches[images], cfg.pretrain_augment_shift),
+                               augment(key, batches[images], cfg.pretrain_augment_shift,
+                                       max_scale=cfg.pretrain_augment_scale),
                                batches[labels], cfg.pretrain_label_smoothing)
 
   return Stage(name=name, label=label, fields=fields, data=(data,), num_steps=cfg.pretrain_steps,

@@ -42,7 +42,7 @@ NAME = "selftrain"
 OPTIONS = ("self_train_steps", "self_train_lr", "pseudo_threshold", "class_balanced",
            "teacher_decay", "consistency_weight", "pseudo_weight", "self_train_source_weight",
            "self_train_im_weight", "vat_weight", "vat_radius", "label_smoothing",
-           "augment_shift", "augment_noise")
+           "augment_shift", "augment_noise", "augment_scale")
 
 
 def ema(teacher, student, decay: float):
@@ -66,10 +66,12 @@ def stage(cfg: Config, nets: Networks, previous: Stage) -> Stage:
 
   def step(state, frozen, batches, key):
     source_key, weak_key, strong_key = jax.random.split(key, 3)
-    source = augment(source_key, batches["source_images"], cfg.augment_shift)
-    weak = augment(weak_key, batches["target_images"], cfg.augment_shift)
+    source = augment(source_key, batches["source_images"], cfg.augment_shift,
+                     max_scale=cfg.augment_scale)
+    weak = augment(weak_key, batches["target_images"], cfg.augment_shift,
+                   max_scale=cfg.augment_scale)
     strong = augment(strong_key, batches["target_images"], cfg.augment_shift,
-                     cfg.augment_noise, cfg.pixel_scale)
+                     cfg.augment_noise, cfg.pixel_scale, cfg.augment_scale)
     teacher_probs = jax.nn.softmax(logits(state["teacher"], weak), -1)
     labels, weights = losses.pseudo_labels(teacher_probs, cfg.pseudo_threshold,
                                            cfg.class_balanced)
