@@ -56,26 +56,27 @@ def recipe_flags(name: str) -> list[str]:
   return flags
 
 
+def flags_in(words: list[str], wanted: set[str]) -> list[str]:
+  """Each wanted flag among `words` with its value ("--flag value", or "--flag" alone)."""
+  found = []
+  for i, word in enumerate(words):
+    if word in wanted:
+      value = words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("--") else ""
+      found.append(f"{word} {value}".strip())
+  return found
+
+
 def arm_of(command: str) -> str:
   """The self-training and stage-1 flags (with their values) a row's command sets, after
   those its recipe stands for, in command order."""
-  words, arm = shlex.split(command), recipe_flags(recipe_of(command) or BASE)
-  for i, word in enumerate(words):
-    if word in FLAGS:
-      value = words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("--") else ""
-      arm.append(f"{word} {value}".strip())
+  arm = recipe_flags(recipe_of(command) or BASE) + flags_in(shlex.split(command), FLAGS)
   return " ".join(arm) or RECIPE
 
 
 def stage1_flags(arm: str) -> str:
   """The part of an arm that changes stage 1 (and so the ADDA model every later stage
   starts from)."""
-  words, kept = arm.split(), []
-  for i, word in enumerate(words):
-    if word in STAGE1_FLAGS:
-      value = words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("--") else ""
-      kept.append(f"{word} {value}".strip())
-  return " ".join(kept)
+  return " ".join(flags_in(arm.split(), STAGE1_FLAGS))
 
 
 def read(paths: list[str]) -> dict[str, dict[str, dict[int, float]]]:
