@@ -18,7 +18,8 @@
 #                vmapped program, whole command timed; then the same seeds one after another
 #                in one process (--seeds-strategy sequential), capped at SEQUENTIAL_SECONDS
 #                (240); rows in seeds_vmap.csv / seeds_sequential.csv
-#   recipe       run.py --recipe adda_selftrain --seeds SEEDS (0-2) on RECIPE_PAIRS (default
+#   recipe       run.py --recipe RECIPE (adda_selftrain; or adda_selftrain_zoom)
+#                --seeds SEEDS (0-2) on RECIPE_PAIRS (default
 #                mnist_usps usps_mnist mnist_mnistm; MNIST-M as 32x32 RGB with --encoder dtn),
 #                each pair capped at RECIPE_SECONDS (240), then the ablation without ADDA
 #                (--method source_only: self-training straight from the source model); rows
@@ -121,7 +122,8 @@ if has recipe; then  # The target-aware recipe (docs/recipe.md), full sets, seed
     extra=(); [ "$pair" = mnist_mnistm ] && extra=(--rgb32 --encoder dtn)
     for arm in adda source_only; do  # source_only: the ablation without ADDA's stage 2
       timeout "${RECIPE_SECONDS:-240}" python3 experiments/run.py --pair "$pair" \
-        --recipe adda_selftrain --method "$arm" --seeds "${SEEDS:-0-2}" --data-source raw \
+        --recipe "${RECIPE:-adda_selftrain}" --method "$arm" --seeds "${SEEDS:-0-2}" \
+        --data-source raw \
         --pretrain-steps "$steps" --adapt-steps "$steps" --self-train-steps "$((steps / 2))" \
         --raw-dir .gpu_data --workdir "/tmp/gpu/recipe/$arm/$pair" --results "$out/recipe.csv" \
         --no-pictures "${extra[@]}" 2>&1 | tee "$out/recipe_${arm}_$pair.txt"
