@@ -5,7 +5,8 @@ python experiments/recipe_table.py results/recipe/rows.csv --out results/recipe/
 For each pair, every model a recipe run reports (source only, ADDA, ADDA + self-training at
 the last step, the checkpoint the label-free validator picked, and the oracle line, which
 reads target labels and is shown only to measure the others): mean ± std of target test
-accuracy (%) over seeds, beside the issue's bar and the published numbers it cites.
+accuracy (%) over seeds, beside the issue's bar and the published numbers it cites. Rows of
+`--method target_oracle` (the encoder trained on the target's own labels) show the ceiling.
 """
 import argparse
 import collections
@@ -35,7 +36,9 @@ def describe(method: str) -> str:
   self-training [selected: snd]"; the oracle's tag in capitals."""
   base, _, tag = method.partition(" [")
   first, *rest = base.split("+")
-  text = {"source_only": "source only", "adda": "ADDA"}.get(first, first)
+  text = {"source_only": "source only", "adda": "ADDA",
+          "target_oracle": "trained on target labels (READS TARGET LABELS: a ceiling)"
+          }.get(first, first)
   text += "".join(" + self-training" if part == "selftrain" else f" + {part}" for part in rest)
   if not tag:
     return text

@@ -24,7 +24,8 @@ def run_table(script: str, header: list[str], rows: list[tuple], out) -> str:
 def test_table_pools_seeds_keeps_the_latest_row_and_labels_the_oracle(tmp_path):
   rows = [("adda", 0, 0.90), ("adda", 1, 0.94), ("adda", 1, 0.92),  # the rerun's row wins
           ("adda+selftrain", 0, 0.97), ("adda+selftrain", 1, 0.95),
-          ("adda+selftrain [oracle-selected: reads target labels]", 0, 0.98)]
+          ("adda+selftrain [oracle-selected: reads target labels]", 0, 0.98),
+          ("target_oracle", 0, 0.99)]
   text = run_table("recipe_table.py", ["pair", "method", "seed", "target_accuracy"],
                    [("mnist_usps", m, s, a) for m, s, a in rows], tmp_path / "table")
   assert "| ADDA | 91.00 ± 1.41 (2) | 90.00, 92.00 |" in text
@@ -32,6 +33,7 @@ def test_table_pools_seeds_keeps_the_latest_row_and_labels_the_oracle(tmp_path):
   assert ("| ADDA + self-training [oracle line: READS TARGET LABELS] | 98.00 ± 0.00 (1)"
           in text)
   assert "MNIST->USPS (bar 98.5" in text
+  assert text.index("READS TARGET LABELS: a ceiling) | 99.00") > text.index("oracle line")
   assert (tmp_path / "table.png").read_bytes()[:4] == b"\x89PNG"
 
 
