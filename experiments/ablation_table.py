@@ -94,7 +94,8 @@ def read(paths: list[str]) -> dict[str, dict[str, dict[int, float]]]:
           changed = stage1_flags(arm_of(row["command"]))
           arm = f"{ADDA}, {changed}" if changed else ADDA
         elif row["method"] == "source_only+selftrain":
-          arm = NO_ADDA
+          changed = arm_of(row["command"])
+          arm = NO_ADDA if changed == RECIPE else f"{NO_ADDA}, {changed}"
         else:
           continue
         table[row["pair"]].setdefault(arm, {})[int(row["seed"])] = (

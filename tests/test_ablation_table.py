@@ -59,8 +59,13 @@ def test_a_named_recipe_is_the_arm_of_the_flags_it_stands_for(tmp_path):
   assert arm_of(zoom) == ("--augment-scale 1.4 --pretrain-augment-shift 2 "
                           "--pretrain-augment-scale 1.4")
   rows = [("adda", 0, BASE, 0.90), ("adda+selftrain", 0, BASE, 0.95),
-          ("adda", 0, zoom, 0.93), ("adda+selftrain", 0, zoom, 0.97)]
+          ("adda", 0, zoom, 0.93), ("adda+selftrain", 0, zoom, 0.97),
+          ("source_only+selftrain", 0, BASE + " --method source_only", 0.84),
+          ("source_only+selftrain", 0, zoom + " --method source_only", 0.98)]
   text = ablation_table(rows, tmp_path)
+  assert "| stage 3 on the source model (no ADDA) | 84.00 ± 0.00 (1) |" in text
+  assert ("| stage 3 on the source model (no ADDA), --augment-scale 1.4 "
+          "--pretrain-augment-shift 2 --pretrain-augment-scale 1.4 | 98.00") in text
   assert ("| --augment-scale 1.4 --pretrain-augment-shift 2 --pretrain-augment-scale 1.4 | "
           "97.00 ± 0.00 (1) | 0: 97.00 | +2.00 (+2.00) |") in text
   assert ("| ADDA only (no stage 3), --pretrain-augment-shift 2 --pretrain-augment-scale 1.4 | "
