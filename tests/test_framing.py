@@ -39,5 +39,6 @@ def test_command_reads_raw_files_and_writes_table_and_picture(raw_dir, tmp_path)
                           capture_output=True, text=True, cwd=ROOT)
   assert result.returncode == 0, result.stderr
   # The generated digits are a 2-pixel bright bar across the frame but 2 pixels each side.
-  assert "| mnist | 96 | 2.0 ± 0.0 | 24.0 ± 0.0 | 1.00 |" in (out.parent / "framing.md").read_text()
+  table = (out.parent / "framing.md").read_text()
+  assert "| mnist | 96 | 2.0 ± 0.0 | 24.0 ± 0.0 | 1.00 |" in table
   assert (out.parent / "framing.png").read_bytes()[:4] == b"\x89PNG"
