@@ -23,6 +23,7 @@ from adda_jax.cli import main_guard  # noqa: E402
 from adda_jax.data import domains  # noqa: E402
 from adda_jax.data.loading import DataSource  # noqa: E402
 from adda_jax.data.preprocess import preprocess  # noqa: E402
+from experiments.recipe_table import write  # noqa: E402
 
 INK = 0.3  # A pixel is ink above this fraction of its image's brightest pixel.
 SHOWN = 8  # Images per domain in the picture.
@@ -112,12 +113,9 @@ def main() -> None:
     raw = domains.load(name, data, classes, args.image_size, 1)["train"][0]
     images[name] = preprocess(raw, args.image_size, 1)
   measured = {name: ink_boxes(domain_images) for name, domain_images in images.items()}
-  text = markdown(measured, args.image_size)
   os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-  with open(args.out + ".md", "w") as f:
-    f.write(text)
-  plot(images, measured, args.out + ".png")
-  print(text, end="")
+  write(args.out, markdown(measured, args.image_size),
+        lambda path: plot(images, measured, path))
 
 
 if __name__ == "__main__":
