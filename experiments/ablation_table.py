@@ -47,13 +47,8 @@ def recipe_of(command: str) -> str | None:
 def recipe_flags(name: str) -> list[str]:
   """The flags that turn the base recipe into recipe `name`, in its settings' order."""
   base, recipe = RECIPES[BASE], RECIPES[name]
-  flags = []
-  for key, value in recipe.items():
-    if base.get(key) != value:
-      flag = key.replace("_", "-")
-      flags.append((f"--{flag}" if value else f"--no-{flag}") if isinstance(value, bool)
-                   else f"--{flag} {value}")
-  return flags
+  return [f"--{key.replace('_', '-')} {value}" for key, value in recipe.items()
+          if base.get(key) != value]
 
 
 def flags_in(words: list[str], wanted: set[str]) -> list[str]:
