@@ -91,8 +91,8 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                           "own results row; vmapped as one program on GPU/TPU, one after "
                           "another on CPU (--seeds-strategy)")
   group.add_argument("--seeds-strategy", default="auto",
-                     help="auto (default: sequential on CPU, vmap elsewhere), vmap or "
-                          "sequential")
+                     help="auto (default: sequential on CPU, vmap elsewhere), vmap, "
+                          "vmap_matmul (vmap, convolutions as batched matmuls) or sequential")
   group.add_argument("--adversarial-loss", help="adda: gan (default), minimax or confusion")
   group.add_argument("--sharing",
                      help="adda: untied (default; ADDA), tied (one encoder for both domains, "

@@ -14,6 +14,11 @@ backend, by measurement (docs/speed.md):
   the next logging boundary (its last good checkpoint kept, the reason in the log and in the
   exit status); the others go on.
   Seeds that resume from different steps train as separate stacks.
+- "vmap_matmul": the same, with the training steps' convolutions written as batched matrix
+  products (`ops.matmul_convolutions`), since vmapped convolutions with per-seed kernels
+  become grouped convolutions, which backends run far below their speed on one large
+  convolution. Not a default anywhere until a backend measures it faster
+  (`experiments/bench_seeds.py`; on this project's CPU it was slower, docs/speed.md).
 - "sequential" (the default on CPU): one seed after another in this process, sharing the
   loaded data. On XLA:CPU vmapped convolutions become grouped convolutions, measured slower
   per seed than the seeds one by one.
@@ -42,7 +47,7 @@ from adda_jax.runner import Placement, Stack, StageRunner, run_steps, stage_keys
 from adda_jax.workdir import check_workdir, claim_workdir
 
 Log = Callable[[str], None]
-STRATEGIES = ("auto", "vmap", "sequential")
+STRATEGIES = ("auto", "vmap", "vmap_matmul", "sequential")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -94,7 +99,8 @@ def run_seeds(cfg: Config, seeds: list[int], root: str, data: DataSource, *,
   with contextlib.ExitStack() as held:
     for seed in seeds:
       held.enter_context(train.held_workdir(seed_workdir(root, seed)))
-    return _vmapped(configs, root, pair, fresh, progress.wrap(log), pictures, progress)
+    return _vmapped(configs, root, pair, fresh, progress.wrap(log), pictures, progress,
+                    matmul=strategy == "vmap_matmul")
 
 
 def _one_after_another(configs: dict[int, Config], root: str, data: DataSource,
@@ -113,7 +119,7 @@ def _one_after_another(configs: dict[int, Config], root: str, data: DataSource,
 
 
 def _vmapped(configs: dict[int, Config], root: str, pair: PairData, fresh: bool, log: Log,
-             pictures: bool, progress: Progress) -> Outcome:
+             pictures: bool, progress: Progress, matmul: bool) -> Outcome:
   cfg = next(iter(configs.values()))
   stages = stages_for(cfg)
   workdirs = {seed: seed_workdir(root, seed) for seed in configs}
@@ -139,7 +145,7 @@ def _vmapped(configs: dict[int, Config], root: str, pair: PairData, fresh: bool,
                              {s: earlier[s] for s in live}, datasets, placement, log,
                              train.monitor(cfg, predict, embed, pair, stage),
                              {s: recorders[s].on_log(stage) for s in live}, progress,
-                             select=index == len(stages) - 1)
+                             select=index == len(stages) - 1, matmul=matmul)
     for seed, (state, frozen, member) in trained.items():
       if member.stopped:
         outcome.failed[seed] = member.stopped
@@ -158,7 +164,7 @@ def _vmapped(configs: dict[int, Config], root: str, pair: PairData, fresh: bool,
 def _train_stacked(stage: Stage, index: int, runners: dict[int, StageRunner],
                    earlier: dict[int, dict[str, Any]], datasets, placement: Placement,
                    log: Log, measure, on_logs: dict[int, Callable], progress: Progress,
-                   select: bool) -> dict[int, tuple[Any, Any, Any]]:
+                   select: bool, matmul: bool) -> dict[int, tuple[Any, Any, Any]]:
   """Trains `stage` for every seed, one vmapped stack per starting step; returns each seed's
   (final state, frozen inputs, member) with the member's record, history and stop reason."""
   starts = {seed: runner.start(stage, index, earlier[seed], _prefixed(log, seed))
@@ -177,7 +183,7 @@ def _train_stacked(stage: Stage, index: int, runners: dict[int, StageRunner],
                                 datasets)
     call = steps.make_stage_call(stage.step, {name: DATA[name] for name in stage.data},
                                  cfg.batch_size, placement.shard_batch, stacked=True,
-                                 stacked_data=own)
+                                 stacked_data=own, matmul=matmul)
     members = [runners[seed].member(stage, starts[seed][1], frozen[seed], f"seed {seed}",
                                     measure, on_logs[seed], select) for seed in group]
     holder = {"frozen": group_frozen, "keys": keys, "inputs": inputs}

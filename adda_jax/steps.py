@@ -20,6 +20,7 @@ there a call runs a whole logging interval as a `lax.fori_loop` that compiles on
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import Any, Callable, NamedTuple
 
@@ -28,7 +29,7 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
-from adda_jax import losses, xla_options
+from adda_jax import losses, ops, xla_options
 from adda_jax.models import Networks
 
 PyTree = Any
@@ -285,7 +286,7 @@ def make_source_inputs(nets: Networks, disc_input: str, chunk: int = 1000):
 def make_stage_call(step: Callable, data: dict[str, tuple[str, ...]], batch_size: int,
                     constrain: Callable[[jax.Array], jax.Array] = lambda x: x,
                     rolled: bool | None = None, stacked: bool = False,
-                    stacked_data: tuple[str, ...] = ()):
+                    stacked_data: tuple[str, ...] = (), matmul: bool = False):
   """jit(state, frozen, datasets, key, num_steps) -> (state, metric sums) over num_steps
   steps of `step(state, frozen, batches, step_key)`, for any method's stage.
 
@@ -298,8 +299,11 @@ def make_stage_call(step: Callable, data: dict[str, tuple[str, ...]], batch_size
   one vmapped program; every run draws its own batches, from the one copy of the datasets,
   except the datasets named in `stacked_data`, which hold one copy per run (prepared from
   each run's frozen parameters).
+  matmul: trace the step's convolutions as batched matrix products
+  (`ops.matmul_convolutions`), for a stack whose grouped convolutions run slowly.
   """
   rolled = default_rolled() if rolled is None else rolled
+  form = ops.matmul_convolutions if matmul else contextlib.nullcontext
 
   @functools.partial(jax.jit, static_argnames="num_steps", donate_argnums=0,
                      compiler_options=xla_options.for_default_backend("train"))
@@ -316,7 +320,8 @@ def make_stage_call(step: Callable, data: dict[str, tuple[str, ...]], batch_size
     if stacked:
       one = jax.vmap(one, in_axes=(0, 0, 0, {name: 0 if name in stacked_data else None
                                              for name in datasets}))
-    return _repeat(lambda state: one(state, frozen, key, datasets), state, num_steps, rolled)
+    with form():
+      return _repeat(lambda state: one(state, frozen, key, datasets), state, num_steps, rolled)
 
   return call
 

@@ -6,9 +6,10 @@ python experiments/bench_seeds.py [--seeds 1 10] [--block-steps 500]
 Vmapped over seeds, each convolution has per-seed weights and becomes a grouped convolution
 (its weight gradient a batch-grouped one), which backends run far less efficiently than one
 large convolution: on an H200, ten vmapped seeds trained at only twice one seed's throughput
-(docs/speed.md). The "matmul" form writes a VALID stride-1 convolution as the 25 shifted
-slices of its input side by side times the kernel as a matrix, so vmapping gives a batched
-matrix product instead. Reports ms per step for the whole stack and per seed, for each form;
+(docs/speed.md). The "matmul" form (`ops.matmul_convolutions`, what `run.py --seeds-strategy
+vmap_matmul` trains with) writes a VALID stride-1 convolution as the 25 shifted slices of its
+input side by side times the kernel as a matrix, so vmapping gives a batched matrix product
+instead. Reports ms per step for the whole stack and per seed, for each form;
 on CPU, one step per dispatch (as training runs there), elsewhere `--block-steps` per
 dispatch. The last line is one JSON object. Random arrays: no data needed.
 """
@@ -23,55 +24,41 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from adda_jax import ops, steps  # noqa: E402
+from adda_jax import steps  # noqa: E402
 from adda_jax.configs import get_config  # noqa: E402
 from adda_jax.methods import stages_for  # noqa: E402
 from adda_jax.methods.base import DATA  # noqa: E402
 from experiments.benchmark import timed  # noqa: E402
 
-LIBRARY_CONV = ops.conv2d
+FORMS = {"library": False, "matmul": True}  # Form name -> make_stage_call's `matmul`.
 
 
-def matmul_conv(x: jax.Array, kernel: jax.Array, stride: int = 1,
-                padding: str = "VALID") -> jax.Array:
-  """ops.conv2d's VALID stride-1 case as shifted slices times the kernel matrix."""
-  assert stride == 1 and padding == "VALID", "LeNet's convolutions only"
-  kh, kw, cin, cout = kernel.shape
-  ho, wo = x.shape[1] - kh + 1, x.shape[2] - kw + 1
-  patches = jnp.concatenate([x[:, i:i + ho, j:j + wo, :] for i in range(kh)
-                             for j in range(kw)], axis=-1)
-  return patches @ kernel.reshape(kh * kw * cin, cout)
+def measure(seeds: int, matmul: bool, block_steps: int, blocks: int) -> float:
+  """ms per step of `seeds` stacked pretraining states (1: the unstacked step), with the
+  library's convolutions or (`matmul`) the batched-matmul form."""
+  cfg = get_config("mnist_usps")
+  stage = stages_for(cfg)[0]
+  stacked = seeds > 1
+  call = steps.make_stage_call(stage.step, {"source": DATA["source"]}, cfg.batch_size,
+                               stacked=stacked, matmul=matmul)
+  rng = np.random.default_rng(0)
+  data = {"source": steps.DeviceData(
+      jnp.asarray(rng.random((4096, 28, 28, 1), np.float32)),
+      jnp.asarray(rng.integers(0, 10, 4096).astype(np.int32)))}
+  keys = jax.random.split(jax.random.key(0), seeds)
+  states = [stage.init(k, {}) for k in keys]
+  state = jax.tree.map(lambda *x: jnp.stack(x), *states) if stacked else states[0]
+  key = keys if stacked else keys[0]
+  per_call = 1 if jax.default_backend() == "cpu" else block_steps
+  holder = {"state": state}
 
+  def block():
+    holder["state"], metrics = steps.run_calls(
+        lambda s, k: call(s, {}, data, key, num_steps=k), holder["state"], block_steps,
+        per_call)
+    return metrics
 
-def measure(seeds: int, conv, block_steps: int, blocks: int) -> float:
-  """ms per step of `seeds` stacked pretraining states (1: the unstacked step)."""
-  ops.conv2d = conv  # Read when the step is traced, below.
-  try:
-    cfg = get_config("mnist_usps")
-    stage = stages_for(cfg)[0]
-    stacked = seeds > 1
-    call = steps.make_stage_call(stage.step, {"source": DATA["source"]}, cfg.batch_size,
-                                 stacked=stacked)
-    rng = np.random.default_rng(0)
-    data = {"source": steps.DeviceData(
-        jnp.asarray(rng.random((4096, 28, 28, 1), np.float32)),
-        jnp.asarray(rng.integers(0, 10, 4096).astype(np.int32)))}
-    keys = jax.random.split(jax.random.key(0), seeds)
-    states = [stage.init(k, {}) for k in keys]
-    state = jax.tree.map(lambda *x: jnp.stack(x), *states) if stacked else states[0]
-    key = keys if stacked else keys[0]
-    per_call = 1 if jax.default_backend() == "cpu" else block_steps
-    holder = {"state": state}
-
-    def block():
-      holder["state"], metrics = steps.run_calls(
-          lambda s, k: call(s, {}, data, key, num_steps=k), holder["state"], block_steps,
-          per_call)
-      return metrics
-
-    return timed(block, blocks, block_steps)
-  finally:
-    ops.conv2d = LIBRARY_CONV
+  return timed(block, blocks, block_steps)
 
 
 def main() -> None:
@@ -87,8 +74,8 @@ def main() -> None:
   block_steps = args.block_steps or (40 if jax.default_backend() == "cpu" else 500)
   result = {"device": jax.devices()[0].device_kind, "block_steps": block_steps}
   for seeds in args.seeds:
-    for name, conv in (("library", LIBRARY_CONV), ("matmul", matmul_conv)):
-      ms = measure(seeds, conv, block_steps, args.blocks)
+    for name, matmul in FORMS.items():
+      ms = measure(seeds, matmul, block_steps, args.blocks)
       result[f"{name}_{seeds}_ms"] = ms
       print(f"[seeds] {seeds:3d} seed(s), {name:7s} convolutions: {ms:8.3f} ms/step, "
             f"{ms / seeds:7.3f} ms per seed-step", flush=True)

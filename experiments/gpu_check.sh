@@ -14,10 +14,11 @@
 #                /tmp/gpu/methods.csv, which lasts while the machine stays warm; a copy of it
 #                and its table come back in methods.csv/.md/.png, each run's log, summary,
 #                metrics and sample grids (CoGAN) in methods_logs.tar.gz
-#   seeds        run.py --seeds 0-9 (SEED_LIST), paper MNIST->USPS, --no-pictures: as one
-#                vmapped program, whole command timed; then the same seeds one after another
-#                in one process (--seeds-strategy sequential), capped at SEQUENTIAL_SECONDS
-#                (240); rows in seeds_vmap.csv / seeds_sequential.csv
+#   seeds        run.py --seeds 0-9 (SEED_LIST), paper MNIST->USPS, --no-pictures, whole
+#                commands timed, one per SEEDS_STRATEGIES (default: vmap, vmap_matmul,
+#                sequential): as one vmapped program, the same with its convolutions as
+#                batched matmuls, then one after another in one process (capped at
+#                SEQUENTIAL_SECONDS, 240); rows in seeds_STRATEGY.csv
 #   recipe       run.py --recipe RECIPE (adda_selftrain; or adda_selftrain_zoom)
 #                --seeds SEEDS (0-2) on RECIPE_PAIRS (default
 #                mnist_usps usps_mnist mnist_mnistm; MNIST-M as 32x32 RGB with --encoder dtn),
@@ -93,7 +94,7 @@ if has determinism; then
   timed_run "$out/determinism.txt"
 fi
 if has seeds; then
-  for strategy in vmap sequential; do
+  for strategy in ${SEEDS_STRATEGIES:-vmap vmap_matmul sequential}; do
     cap=$([ "$strategy" = sequential ] && echo "${SEQUENTIAL_SECONDS:-240}" || echo 600)
     start=$(date +%s.%N)
     timeout "$cap" python3 experiments/run.py --pair mnist_usps --seeds "${SEED_LIST:-0-9}" \

@@ -124,3 +124,40 @@ def test_other_conv_pools_keep_the_plain_form(shape, kernel_shape):
   assert 4 * shape[-1] not in conv_input_channels(jax.grad(loss, argnums=1), x, kernel, bias)
   chex.assert_trees_all_equal(ops.conv2d_max_pool_2x2(x, kernel, bias),
                               ops.max_pool_2x2(ops.conv2d(x, kernel) + bias))
+
+
+@pytest.mark.parametrize("shape,kernel_shape", [((3, 12, 12, 4), (5, 5, 4, 6)),
+                                                 ((2, 9, 7, 2), (3, 2, 2, 5))])
+def test_matmul_convolution_has_xla_s_values_and_gradients(shape, kernel_shape):
+  kx, kk = jax.random.split(jax.random.key(8))
+  x = jax.random.normal(kx, shape)
+  kernel = jax.random.normal(kk, kernel_shape) / np.sqrt(np.prod(kernel_shape[:3]))
+  chex.assert_trees_all_close(ops.matmul_conv2d(x, kernel), ops.xla_conv2d(x, kernel),
+                              rtol=1e-5, atol=1e-6)
+  grads = [jax.jit(jax.grad(conv_loss(conv), argnums=(0, 1)))(x, kernel)
+           for conv in (ops.matmul_conv2d, ops.xla_conv2d)]
+  chex.assert_trees_all_close(*grads, rtol=1e-4, atol=1e-6)
+
+
+def test_matmul_convolutions_leave_no_convolution_in_a_vmapped_gradient():
+  """`--seeds-strategy vmap_matmul`: traced inside the block, a stack's training gradient
+  through conv + pool compiles to no (grouped) convolution and keeps the library's values;
+  outside it the library's convolutions come back."""
+  kx, kk = jax.random.split(jax.random.key(9))
+  x = jax.random.normal(kx, (3, 2, 28, 28, 1))
+  kernels = jax.random.normal(kk, (3, 5, 5, 1, 20)) / 5
+  biases = jnp.arange(60.0).reshape(3, 20) / 60
+
+  def stacked_grad():  # A new function each time: JAX caches traces by function.
+    return jax.jit(jax.vmap(jax.value_and_grad(conv_pool_loss(ops.conv2d_max_pool_2x2),
+                                               argnums=(1, 2))))
+
+  def convolutions():
+    return stacked_grad().lower(x, kernels, biases).as_text().count("stablehlo.convolution")
+
+  with ops.matmul_convolutions():
+    assert convolutions() == 0
+    matmul = stacked_grad()(x, kernels, biases)
+  assert convolutions() > 0
+  chex.assert_trees_all_close(matmul, stacked_grad()(x, kernels, biases), rtol=1e-4,
+                              atol=1e-5)

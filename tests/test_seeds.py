@@ -53,17 +53,20 @@ def test_auto_strategy_is_sequential_on_cpu():
   assert jax.default_backend() == "cpu"
   assert seeds.chosen_strategy("auto") == "sequential"
   assert seeds.chosen_strategy("vmap") == "vmap"
+  assert seeds.chosen_strategy("vmap_matmul") == "vmap_matmul"
   with pytest.raises(UserError, match="choose one of"):
     seeds.chosen_strategy("parallel")
 
 
 # ADDA's two stages are the first two of adda+selftrain, checked stage by stage there.
-@pytest.mark.parametrize("changes", [{"method": "dann"}, {"method": "adda", "self_train_steps": 4}],
-                         ids=["dann", "adda+selftrain"])
-def test_a_vmapped_seed_matches_its_single_seed_run(raw_dir, tmp_path, changes):
+@pytest.mark.parametrize("changes,strategy", [
+    ({"method": "dann"}, "vmap"), ({"method": "adda", "self_train_steps": 4}, "vmap"),
+    ({"method": "adda", "self_train_steps": 4}, "vmap_matmul")],
+    ids=["dann", "adda+selftrain", "adda+selftrain-matmul"])
+def test_a_vmapped_seed_matches_its_single_seed_run(raw_dir, tmp_path, changes, strategy):
   data = DataSource("raw", raw_dir)
   cfg = tiny(**changes)
-  outcome = seeds.run_seeds(cfg, [0, 1], str(tmp_path / "stack"), data, strategy="vmap",
+  outcome = seeds.run_seeds(cfg, [0, 1], str(tmp_path / "stack"), data, strategy=strategy,
                             log=lambda _: None)
   assert outcome.failed == {} and sorted(outcome.summaries) == [0, 1]
   alone = train.run(cfg.replace(seed=1), str(tmp_path / "alone"), data, log=lambda _: None)
