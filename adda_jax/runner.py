@@ -28,7 +28,7 @@ from adda_jax.errors import UserError
 from adda_jax.methods.base import DATA, Stage
 from adda_jax.progress import Progress
 from adda_jax.results import join_commits
-from adda_jax.validators import PREFERS
+from adda_jax.validators import PREFERS, ranked
 
 Log = Callable[[str], None]
 Measure = Callable[[Any, Any], dict[str, float]]
@@ -201,7 +201,8 @@ def run_steps(stage: str, state: Any, members: list[Member], commit: str,
         if member.selection is not None:
           member.selection.save(step, member_state, member.config, dataclasses.asdict(
               member.record.continued(wall, commit)),
-              metrics={member.select: values[f"val_{member.select}"]})
+              metrics={member.select: float(ranked(member.select,
+                                                   values[f"val_{member.select}"]))})
       log(f"[{stage}] step {step:>6}/{total}  {_shown(logged)}  ({rate:.1f} steps/s)")
       window_start, window_steps = time.perf_counter(), 0
     if step % cfg.checkpoint_every == 0 or step == total:

@@ -27,6 +27,8 @@ computed from the softmax outputs P [N, C] of a fixed draw of target training im
   weights' variance. It reads source labels only. It is only as sound as the density ratio:
   where the domains' features are nearly separable the weights are extreme, so the
   classifier is ridge-regularised, and its reading should be checked against the others.
+  Where they are separable enough for a weight to pass float32's range (e^89), DEV reads NaN:
+  no reading. `ranked` makes such a reading the worst, so no selection or ranking takes it.
 
 `PREFERS` says which way each score points. None of them is known to rank models well in
 every setting; the point is to measure how far each is from the oracle, not to assume it.
@@ -106,6 +108,14 @@ def deep_embedded_validation(weights: jax.Array, losses: jax.Array) -> jax.Array
   covariance = jnp.mean((weighted - weighted.mean()) * (weights - weights.mean()))
   eta = -covariance / jnp.maximum(weights.var(), 1e-12)
   return weighted.mean() + eta * weights.mean() - eta
+
+
+def ranked(name: str, score) -> np.ndarray:
+  """Readings of validator `name` with each one that is not a finite number made the worst
+  possible (+inf where lower is better, -inf where higher is): selections and rankings then
+  pass over it rather than compare a NaN."""
+  score = np.asarray(score, np.float64)
+  return np.where(np.isfinite(score), score, np.inf if PREFERS[name] == "min" else -np.inf)
 
 
 def subset(images: np.ndarray, size: int = SUBSET, seed: int = 0) -> np.ndarray:

@@ -91,7 +91,8 @@ def choices(rows: list[dict]) -> dict[str, dict]:
       picks, picked, rhos = [], [], []
       for seed, runs in complete.items():
         accuracy = np.array([run["target_accuracy"] for run in runs])
-        score = accuracy if name == "oracle" else np.array([run[name] for run in runs])
+        score = accuracy if name == "oracle" else validators.ranked(
+            name, [run[name] for run in runs])
         # Runs made by different versions read the same count of held-out images as 0.993 or
         # 0.99300003 (float32): rounding keeps such equal scores a tie.
         score = np.round(score, 6)

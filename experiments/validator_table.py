@@ -45,7 +45,7 @@ def rows_for(history: list[dict], label: str) -> list[dict]:
   for name, prefers in validators.PREFERS.items():
     if f"val_{name}" not in history[0]:  # source_accuracy needs --source-val-size.
       continue
-    score = np.array([line[f"val_{name}"] for line in history])
+    score = validators.ranked(name, [line[f"val_{name}"] for line in history])
     signed = score if prefers == "max" else -score
     picked = int(np.argmax(signed))
     out.append({"run": label, "validator": name, "picked_step": history[picked]["step"],

@@ -65,3 +65,14 @@ def test_two_runs_of_one_arm_and_seed_are_refused_in_one_line(tmp_path):
   assert result.returncode == 2
   assert "are the same arm (recipe) and seed (0); pass one of them" in result.stderr
   assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_validator_with_no_reading_passes_over_that_arm(tmp_path):
+  """A NaN reading (DEV on separable features) ranks last instead of breaking the pick."""
+  write_run(tmp_path / "recipe" / "seed0", 0, 0.95, snd=float("nan"), source_accuracy=0.99)
+  write_run(tmp_path / "shift" / "seed0", 0, 0.96, snd=4.0, source_accuracy=0.99,
+            pretrain_augment_shift=2)
+  result = run_script(tmp_path)
+  assert result.returncode == 0, result.stderr
+  assert "| snd | 0: pretrain_augment_shift=2 | 96.00 | +0.00 | +1.00 |" in (
+      tmp_path / "arms.md").read_text()

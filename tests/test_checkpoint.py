@@ -6,6 +6,7 @@ import jax
 import pytest
 
 from adda_jax import steps
+from adda_jax.validators import ranked
 from adda_jax.checkpoint import StageCheckpoints, abstract_like
 from adda_jax.errors import UserError
 from adda_jax.models import make_networks
@@ -70,3 +71,13 @@ def test_checkpoint_without_provenance_restores(tmp_path):
   restored, config, provenance = ckpt.restore(3, abstract_like(state(1)))
   chex.assert_trees_all_close(restored, saved)
   assert config == {"seed": 0} and provenance is None
+
+
+def test_best_checkpoint_passes_over_a_reading_ranked_worst(tmp_path):
+  """--select with a validator that had no reading at one line (NaN, made +inf by
+  `validators.ranked` for DEV, which prefers low): orbax keeps the line that had one."""
+  checkpoints = StageCheckpoints(str(tmp_path / "selected"), 1, best=("dev", "min"))
+  state = {"w": jax.numpy.zeros(3), "step": jax.numpy.array(0)}
+  for step, dev in ((2, 0.7), (4, float("nan")), (6, 0.9)):
+    checkpoints.save(step, state, {}, {}, metrics={"dev": float(ranked("dev", dev))})
+  assert checkpoints.best_step() == 2

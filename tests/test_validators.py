@@ -149,3 +149,18 @@ def test_dev_matches_numpy_and_prefers_the_model_with_lower_weighted_loss():
   np.testing.assert_allclose(ours, want, rtol=1e-4)
   better = float(validators.deep_embedded_validation(weights, 0.1 * losses))
   assert better < ours
+
+
+def test_separable_domains_give_dev_no_reading_and_ranked_passes_over_it():
+  """Features that split the domains far apart overflow the weights (float32): DEV reads
+  NaN, which `ranked` makes the worst reading for either direction of preference."""
+  rng = np.random.default_rng(3)
+  source = rng.normal(-5.0, 1.0, (200, 2)).astype(np.float32)
+  target = rng.normal(5.0, 1.0, (200, 2)).astype(np.float32)
+  held_out = np.array([[-5.0, -5.0], [20.0, 20.0]], np.float32)
+  weights = validators.domain_weights(source, target, held_out, ridge=1e-6)
+  assert np.isinf(weights).any()
+  dev = float(validators.deep_embedded_validation(weights, np.ones(2, np.float32)))
+  assert np.isnan(dev)
+  np.testing.assert_array_equal(validators.ranked("dev", [0.5, dev]), [0.5, np.inf])
+  np.testing.assert_array_equal(validators.ranked("im", [np.nan, 2.0]), [-np.inf, 2.0])
