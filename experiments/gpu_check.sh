@@ -17,8 +17,9 @@
 #   seeds        run.py --seeds 0-9 (SEED_LIST), paper MNIST->USPS, --no-pictures, whole
 #                commands timed, one per SEEDS_STRATEGIES (default: vmap, vmap_matmul,
 #                sequential): as one vmapped program, the same with its convolutions as
-#                batched matmuls, then one after another in one process (capped at
-#                SEQUENTIAL_SECONDS, 240); rows in seeds_STRATEGY.csv
+#                batched matmuls (each capped at VMAP_SECONDS, 150: H200's vmap took 99 s),
+#                then one after another in one process (capped at SEQUENTIAL_SECONDS, 240),
+#                so the three fit one device call (600 s); rows in seeds_STRATEGY.csv
 #   recipe       run.py --recipe RECIPE (adda_selftrain; or adda_selftrain_zoom)
 #                --seeds SEEDS (0-2) on RECIPE_PAIRS (default
 #                mnist_usps usps_mnist mnist_mnistm; MNIST-M as 32x32 RGB with --encoder dtn),
@@ -95,7 +96,8 @@ if has determinism; then
 fi
 if has seeds; then
   for strategy in ${SEEDS_STRATEGIES:-vmap vmap_matmul sequential}; do
-    cap=$([ "$strategy" = sequential ] && echo "${SEQUENTIAL_SECONDS:-240}" || echo 600)
+    cap=$([ "$strategy" = sequential ] && echo "${SEQUENTIAL_SECONDS:-240}" \
+          || echo "${VMAP_SECONDS:-150}")
     start=$(date +%s.%N)
     timeout "$cap" python3 experiments/run.py --pair mnist_usps --seeds "${SEED_LIST:-0-9}" \
       --seeds-strategy "$strategy" "${common[@]}" --no-pictures --fresh \
