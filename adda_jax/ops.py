@@ -4,7 +4,7 @@
 same values and gradients (up to ties), but XLA differentiates it with a cheap
 compare-and-select instead of `select_and_scatter`, which is several times slower on CPU.
 
-`conv2d` is XLA's convolution, except for one gradient on CPU. XLA:CPU computes a VALID
+`conv2d` is XLA's convolution, except for its input gradient on CPU. XLA:CPU computes a VALID
 convolution's input gradient as a full convolution over the output gradient padded by the
 kernel size, which for LeNet's conv2 costs three times its forward pass and was a step's
 slowest piece: 7.7 ms, against 2.3 ms for the forward pass and 3.6 ms for the weight gradient
@@ -13,6 +13,14 @@ multiplies the output gradient by the kernel once (a plain matmul, the forward p
 and adds the kernel-sized blocks back into place: 3.2 ms. Matmul forms of the forward pass and
 the weight gradient were measured too and were several times slower than XLA's, so those stay
 XLA's. Accelerators keep XLA's gradients throughout (cuDNN's are good).
+
+A stride-2 convolution (the DTN encoder's) keeps XLA's forward pass and weight gradient, but
+XLA:CPU computes its input gradient as a convolution over the output gradient dilated by 2,
+off its fast path: at DTN's conv3 (batch 128) that took 434 ms against 19 ms for the forward
+pass. The same convolution on 2x2 pixel blocks is a VALID stride-1 one (`conv2d`, with the
+matmul input gradient above), whose input gradient took 47 ms; a DTN + C gradient step went
+from 579 to 189 ms. (The whole convolution on blocks does 1.44x the multiplications of a 5x5
+kernel and measured slower than XLA's forward pass and weight gradient, so those stay XLA's.)
 
 `conv2d_max_pool_2x2` is a convolution + bias followed by the 2x2 pool. On an image (one to
 three channels: LeNet's conv1) XLA:CPU's convolution is slow for its work: a 25-long,
@@ -30,12 +38,14 @@ faster (6.2 against 10.8 ms per evaluation batch of 128).
 per-seed kernels, a convolution becomes a grouped convolution, which backends run far below
 their speed on one large convolution. Inside the block, VALID stride-1 convolutions are
 written as the kernel-sized shifted slices of their input side by side times the kernel as a
-matrix (`matmul_conv2d`), which vmapping turns into one batched matrix product.
+matrix (`matmul_conv2d`), which vmapping turns into one batched matrix product; stride-2 ones
+take the pixel-block form, and so the same.
 """
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 from typing import Iterator
 
 import jax
@@ -61,16 +71,66 @@ def matmul_convolutions() -> Iterator[None]:
 
 def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1,
            padding: str = "VALID") -> jax.Array:
-  """2-D convolution (LeNet's: VALID, stride 1): x [N, H, W, Cin], kernel [kh, kw, Cin, Cout].
+  """2-D convolution, x [N, H, W, Cin], kernel [kh, kw, Cin, Cout], with XLA's values.
 
-  Same values as `xla_conv2d`; on CPU its VALID stride-1 input gradient is the matmul form
-  (module docstring); inside `matmul_convolutions()`, the whole convolution is."""
+  On CPU a VALID stride-1 convolution's input gradient is the matmul form and a stride-2
+  one's is taken on pixel blocks; inside `matmul_convolutions()` the whole convolution is a
+  matmul (module docstring)."""
   if stride == 1 and padding == "VALID":
     if _MATMUL_CONVOLUTIONS.get():
       return matmul_conv2d(x, kernel)
     if jax.default_backend() == "cpu":
       return _conv_valid(x, kernel)
+  if stride == 2 and padding in ("SAME", "VALID"):
+    if _MATMUL_CONVOLUTIONS.get():
+      return _stride2_conv_on_blocks(x, kernel, padding)
+    if jax.default_backend() == "cpu":
+      return _stride2_conv(x, kernel, padding)
   return xla_conv2d(x, kernel, stride, padding)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _stride2_conv(x: jax.Array, kernel: jax.Array, padding: str) -> jax.Array:
+  return xla_conv2d(x, kernel, 2, padding)
+
+
+def _stride2_conv_forward(x, kernel, padding):
+  return xla_conv2d(x, kernel, 2, padding), (x, kernel)
+
+
+def _stride2_conv_backward(padding, residuals, grad):
+  x, kernel = residuals
+  _, kernel_vjp = jax.vjp(lambda k: xla_conv2d(x, k, 2, padding), kernel)
+  _, input_vjp = jax.vjp(lambda x: _stride2_conv_on_blocks(x, kernel, padding), x)
+  return input_vjp(grad)[0], kernel_vjp(grad)[0]
+
+
+_stride2_conv.defvjp(_stride2_conv_forward, _stride2_conv_backward)
+
+
+def _stride2_conv_on_blocks(x: jax.Array, kernel: jax.Array, padding: str) -> jax.Array:
+  """A stride-2 convolution as a VALID stride-1 one (`conv2d`) on 2x2 pixel blocks.
+
+  Output pixel o reads padded input pixel 2o + i with tap i, which is position p of block
+  o + u where 2u + p = i: so on blocks (4x the channels) the kernel has ceil(k / 2) taps a
+  side, tap 2u + p at block offset u and position p (zero past the kernel's end). The padding
+  is XLA's ("SAME": the output side is ceil(side / 2), the extra row below), plus zeros up to
+  whole blocks, which only ever meet zero taps or add zeros."""
+  n, h, w, c = x.shape
+  kh, kw, _, cout = kernel.shape
+  pads, blocks = [], []
+  for side, k in ((h, kh), (w, kw)):
+    out = -(-side // 2) if padding == "SAME" else (side - k) // 2 + 1
+    before = max(2 * (out - 1) + k - side, 0) // 2 if padding == "SAME" else 0
+    count = out + (k + 1) // 2 - 1  # blocks the outputs read
+    pads.append((before, max(2 * count - side - before, 0)))
+    blocks.append(count)
+  x = jnp.pad(x, ((0, 0), *pads, (0, 0)))[:, :2 * blocks[0], :2 * blocks[1]]
+  x = x.reshape(n, blocks[0], 2, blocks[1], 2, c).transpose(0, 1, 3, 2, 4, 5)
+  mh, mw = (kh + 1) // 2, (kw + 1) // 2
+  taps = jnp.pad(kernel, ((0, 2 * mh - kh), (0, 2 * mw - kw), (0, 0), (0, 0)))
+  taps = taps.reshape(mh, 2, mw, 2, c, cout).transpose(0, 2, 1, 3, 4, 5)
+  return conv2d(x.reshape(n, *blocks, 4 * c), taps.reshape(mh, mw, 4 * c, cout))
 
 
 def matmul_conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:

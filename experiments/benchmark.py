@@ -3,6 +3,7 @@
 python experiments/benchmark.py [--batch 128] [--size 28] [--channels 1] [--baseline]
                                 [--torch-reference ../shared/bench/torch_adda_reference.py]
                                 [--end-to-end ../shared/data]
+python experiments/benchmark.py --encoder dtn --size 32 --channels 3 --baseline  # MNIST-M's
 
 Reports the median ms/step over repeated blocks for pretraining (M_s + C), adaptation
 (a D step and an M_t step) and evaluation (forward + argmax), images/s, compile time, peak host
@@ -11,8 +12,7 @@ so they need neither TFDS nor any data; `--end-to-end RAW_DIR` adds the wall tim
 paper-length MNIST->USPS run from the raw files in RAW_DIR. `--baseline` also times the plain
 formulation (the 2x2 max-pool via `reduce_window`, as flax's `nn.max_pool`, XLA's own
 convolutions and their gradients, and XLA's default compiler options instead of
-`adda_jax/xla_options.py`) for a before/after comparison in the
-same invocation.
+`adda_jax/xla_options.py`) for a before/after comparison in the same invocation.
 When PyTorch is importable the reference script runs in the same invocation, and the ratio
 ours/torch is printed. The last line is one JSON object.
 """
@@ -39,7 +39,7 @@ from adda_jax.configs import get_config  # noqa: E402
 from adda_jax.data.loading import DataSource  # noqa: E402
 from adda_jax.methods import stages_for  # noqa: E402
 from adda_jax.methods.base import DATA  # noqa: E402
-from adda_jax.models import make_networks  # noqa: E402
+from adda_jax.models import ENCODERS, make_networks  # noqa: E402
 from adda_jax.runner import Placement  # noqa: E402
 
 DEFAULT_REFERENCE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "bench",
@@ -58,12 +58,13 @@ def timed(run_block, blocks: int, steps_per_block: int) -> float:
 
 
 def measure(batch: int, size: int, channels: int, blocks: int, block_steps: int,
-            steps_per_call: int, conv_relu: bool) -> dict:
+            steps_per_call: int, conv_relu: bool, encoder: str) -> dict:
   """ADDA's two stages as the runner builds them (adda_jax.methods), on random arrays."""
   cfg = get_config("mnist_usps").replace(image_size=size, channels=channels,
-                                         conv_relu=conv_relu, batch_size=batch)
+                                         conv_relu=conv_relu, batch_size=batch, encoder=encoder)
   pretrain, adapt = stages_for(cfg)
-  nets = make_networks(size, channels, "features", (500, 500), conv_relu=conv_relu)
+  nets = make_networks(size, channels, "features", (500, 500), conv_relu=conv_relu,
+                       encoder=encoder)
   placement = Placement.over_all_devices(batch)
   rng = np.random.default_rng(0)
   n = 4096
@@ -163,6 +164,9 @@ def main() -> None:
   parser.add_argument("--conv-relu", action=argparse.BooleanOptionalAction, default=True,
                       help="time the released code's LeNet, the training default and the "
                            "network the PyTorch reference builds; --no-conv-relu: Caffe's")
+  parser.add_argument("--encoder", choices=ENCODERS, default="lenet",
+                      help="dtn: the 32x32 RGB encoder (with --size 32 --channels 3); the "
+                           "PyTorch reference builds LeNet only, so it is skipped")
   parser.add_argument("--blocks", type=int, default=5)
   parser.add_argument("--block-steps", type=int, default=40)
   parser.add_argument("--steps-per-call", type=int, default=None,
@@ -179,12 +183,12 @@ def main() -> None:
                       help="steps per stage of that run (default 10000, the paper's)")
   args = parser.parse_args()
 
+  network = {"dtn": "DTN"}.get(args.encoder, "conv ReLU" if args.conv_relu else "Caffe LeNet")
   print(f"[bench] jax {jax.__version__} on {jax.devices()}, batch {args.batch}, "
-        f"{args.size}x{args.size}x{args.channels}, "
-        f"{'conv ReLU' if args.conv_relu else 'Caffe LeNet'}", flush=True)
+        f"{args.size}x{args.size}x{args.channels}, {network}", flush=True)
   summary = {"backend": jax.default_backend(), "devices": jax.device_count(),
              "jax": jax.__version__, "batch": args.batch, "size": args.size,
-             "channels": args.channels, "conv_relu": args.conv_relu}
+             "channels": args.channels, "conv_relu": args.conv_relu, "encoder": args.encoder}
   per_call = args.steps_per_call or steps.default_steps_per_call()
   if args.baseline:
     fast = ops.max_pool_2x2, ops.conv2d, ops.conv2d_max_pool_2x2, xla_options.for_default_backend
@@ -193,14 +197,14 @@ def main() -> None:
     ops.conv2d_max_pool_2x2 = ops.plain_conv2d_max_pool_2x2  # Through the two lines above.
     xla_options.for_default_backend = lambda use: {}
     base = measure(args.batch, args.size, args.channels, args.blocks, args.block_steps,
-                   per_call, args.conv_relu)
+                   per_call, args.conv_relu, args.encoder)
     (ops.max_pool_2x2, ops.conv2d, ops.conv2d_max_pool_2x2,
      xla_options.for_default_backend) = fast
     summary.update({f"baseline_{k}": v for k, v in base.items()})
     print(f"[baseline] pretrain {base['pretrain_ms']:.2f} ms  adapt {base['adapt_ms']:.2f} ms  "
           f"eval {base['eval_ms']:.2f} ms", flush=True)
   ours = measure(args.batch, args.size, args.channels, args.blocks, args.block_steps, per_call,
-                 args.conv_relu)
+                 args.conv_relu, args.encoder)
   summary.update(ours, steps_per_call=per_call,
                  xla_options=str({use: xla_options.for_default_backend(use)
                                    for use in ("train", "eval")}))
@@ -221,7 +225,7 @@ def main() -> None:
   stats = jax.devices()[0].memory_stats() or {}
   if "peak_bytes_in_use" in stats:
     summary["peak_device_mb"] = stats["peak_bytes_in_use"] / 2**20
-  if not args.no_torch:
+  if not args.no_torch and args.encoder == "lenet":
     ref = torch_reference(args.torch_reference, args.batch, args.size, args.channels)
     if ref:
       for name in ("pretrain", "adapt", "eval"):

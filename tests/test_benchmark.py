@@ -24,3 +24,15 @@ def test_benchmark_reports_steps_and_a_whole_run_split_by_stage(raw_dir):
   assert abs(result["end_to_end_pretrain_ms"] - 1e3 * result["end_to_end_pretrain_s"] / 4) \
       <= 0.5 / 4 + 0.001
   assert "micro-benchmark" in done.stdout
+
+
+def test_benchmark_times_the_dtn_encoder_without_the_lenet_reference():
+  done = subprocess.run(
+      [sys.executable, "experiments/benchmark.py", "--encoder", "dtn", "--size", "32",
+       "--channels", "3", "--batch", "4", "--blocks", "1", "--block-steps", "1"],
+      cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert done.returncode == 0, done.stderr[-2000:]
+  result = json.loads(done.stdout.strip().splitlines()[-1])
+  assert result["encoder"] == "dtn" and result["size"] == 32
+  assert result["pretrain_ms"] > 0 and result["adapt_ms"] > 0
+  assert not any(name.startswith("torch") for name in result)  # The reference is LeNet's.
