@@ -61,7 +61,8 @@ def measure(batch: int, size: int, channels: int, blocks: int, block_steps: int,
             steps_per_call: int, conv_relu: bool, encoder: str) -> dict:
   """ADDA's two stages as the runner builds them (adda_jax.methods), on random arrays."""
   cfg = get_config("mnist_usps").replace(image_size=size, channels=channels,
-                                         conv_relu=conv_relu, batch_size=batch, encoder=encoder)
+                                         conv_relu=conv_relu, batch_size=batch,
+                                         encoder=encoder).validate()  # Bad sizes: one line.
   pretrain, adapt = stages_for(cfg)
   nets = make_networks(size, channels, "features", (500, 500), conv_relu=conv_relu,
                        encoder=encoder)
