@@ -171,6 +171,9 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
   group = parser.add_argument_group("data protocol and encoder")
   group.add_argument("--encoder", help="lenet (default; the paper's) or dtn (three stride-2 "
                                        "convs, 64-128-256, group-normalised: for 32x32 RGB)")
+  group.add_argument("--input-norm", help="none (default; the paper) or instance: the "
+                                          "encoder standardises each image per channel "
+                                          "before its first layer (DIRT-T's default)")
   group.add_argument("--conv-relu", action=argparse.BooleanOptionalAction, default=None,
                      help="default --conv-relu: a ReLU after each conv block too, as the "
                           "released code's LeNet; --no-conv-relu: Caffe's LeNet, which the "
@@ -242,7 +245,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
            "pretrain_augment_scale", "adapt_lr",
            "adversarial_loss", "adapt_update", "disc_input",
            "sharing", "domain_weight", "mmd_kernel", "mmd_weight", "eval_split", "image_size",
-           "pixel_scale", "conv_relu", "encoder", "log_every", "checkpoint_every", "select",
+           "pixel_scale", "conv_relu", "encoder", "input_norm", "log_every", "checkpoint_every",
+           "select",
            "source_val_size", "target_im_weight", "self_train_steps", "self_train_lr",
            "pseudo_threshold", "class_balanced", "teacher_decay", "consistency_weight",
            "pseudo_weight", "self_train_source_weight", "self_train_im_weight", "vat_weight",

@@ -46,7 +46,7 @@ from typing import Any
 from adda_jax.errors import UserError
 from adda_jax.data.domains import DIGITS
 from adda_jax.losses import ADVERSARIAL_LOSSES, MMD_KERNELS
-from adda_jax.models import ENCODERS
+from adda_jax.models import ENCODERS, INPUT_NORMS
 from adda_jax.methods import REGISTRY, stages_for
 from adda_jax.methods.adda import SHARINGS
 from adda_jax.methods.self_training import OPTIONS as SELF_TRAINING_OPTIONS
@@ -85,6 +85,7 @@ class Config:
   eval_split: str = "test"
   # Networks.
   encoder: str = "lenet"  # The paper's LeNet, or "dtn": the stronger net for 32x32 RGB.
+  input_norm: str = "none"  # "instance": each image standardised per channel (DIRT-T's).
   conv_relu: bool = True  # LeNet's.
   disc_input: str = "features"
   disc_hidden: tuple[int, ...] = (500, 500)
@@ -226,6 +227,7 @@ class Config:
         raise UserError(f"--{name.replace('_', '-')} must be a finite number >= 0, "
                         f"got {value!r}")
     _choice("encoder", self.encoder, ENCODERS)
+    _choice("input_norm", self.input_norm, INPUT_NORMS)
     if self.encoder not in REGISTRY[self.method].encoders:
       raise UserError(f"--method {self.method} trains only the "
                       f"{', '.join(REGISTRY[self.method].encoders)} encoder; drop --encoder "

@@ -7,6 +7,9 @@
 - `DTNEncoder` (`encoder="dtn"`): the stronger conv net the digit papers after ADDA use for
   32x32 RGB (SHOT's and DIRT-T's "DTN"): three 5x5 stride-2 convs, 64 -> 128 -> 256 channels,
   each normalised and ReLU'd, then fc 500 -> ReLU, so C and D stay as they are.
+- `input_norm="instance"` (either encoder): each image is standardised per channel over its
+  pixels before the first layer (DIRT-T's release does this by default, its `--inorm 1`), so
+  an image's overall brightness, contrast and colour cast never reach the network.
 - `Classifier`: linear 500 -> 10 (C).
 - `Discriminator`: 500 -> 500 -> 500 -> 1 with ReLU, one logit for "source" (D); its input is
   the 500-d feature (paper) or the 10-d logits (authors' code), a config choice.
@@ -49,12 +52,27 @@ class Conv2d(nnx.Module):
     return ops.conv2d_max_pool_2x2(x, self.kernel[...], self.bias[...])
 
 
+INPUT_NORMS = ("none", "instance")
+
+
+def instance_normalise(images: jax.Array, eps: float = 1e-5) -> jax.Array:
+  """Each image's channels to zero mean and unit variance over its pixels (no parameters:
+  the first convolution's kernel and bias can take any scale and shift back)."""
+  mean = images.mean(axis=(1, 2), keepdims=True)
+  var = images.var(axis=(1, 2), keepdims=True)
+  return (images - mean) * jax.lax.rsqrt(var + eps)
+
+
+def _prepare(images: jax.Array, input_norm: str) -> jax.Array:
+  return instance_normalise(images) if input_norm == "instance" else images
+
+
 class LeNetEncoder(nnx.Module):
   """LeNet feature extractor: images [N, S, S, C] -> features [N, 500]."""
 
-  def __init__(self, image_size: int, channels: int, conv_relu: bool = True, *,
-               rngs: nnx.Rngs):
-    self.conv_relu = conv_relu
+  def __init__(self, image_size: int, channels: int, conv_relu: bool = True,
+               input_norm: str = "none", *, rngs: nnx.Rngs):
+    self.conv_relu, self.input_norm = conv_relu, input_norm
     self.conv1 = Conv2d(channels, 20, 5, rngs=rngs)
     self.conv2 = Conv2d(20, 50, 5, rngs=rngs)
     side = ((image_size - 4) // 2 - 4) // 2
@@ -67,7 +85,7 @@ class LeNetEncoder(nnx.Module):
     """Each block's output, flattened: conv1 + pool, conv2 + pool, fc 500 (the features).
     Methods that act on several depths (CAN) read them all."""
     conv_activation = jax.nn.relu if self.conv_relu else (lambda y: y)
-    block1 = conv_activation(self.conv1.pooled(x))
+    block1 = conv_activation(self.conv1.pooled(_prepare(x, self.input_norm)))
     block2 = conv_activation(self.conv2.pooled(block1))
     flat = block2.reshape(block2.shape[0], -1)
     return [block1.reshape(block1.shape[0], -1), flat, jax.nn.relu(self.fc(flat))]
@@ -84,7 +102,9 @@ class DTNEncoder(nnx.Module):
   """
   WIDTHS = (64, 128, 256)
 
-  def __init__(self, image_size: int, channels: int, *, rngs: nnx.Rngs):
+  def __init__(self, image_size: int, channels: int, input_norm: str = "none", *,
+               rngs: nnx.Rngs):
+    self.input_norm = input_norm
     sizes = (channels, *self.WIDTHS)
     for i, (a, b) in enumerate(zip(sizes, sizes[1:]), start=1):
       setattr(self, f"conv{i}", Conv2d(a, b, 5, stride=2, padding="SAME", rngs=rngs))
@@ -97,7 +117,7 @@ class DTNEncoder(nnx.Module):
 
   def blocks(self, x: jax.Array) -> list[jax.Array]:
     """Each block's output, flattened: the three conv blocks, then fc 500 (the features)."""
-    out = []
+    out, x = [], _prepare(x, self.input_norm)
     for i in range(1, len(self.WIDTHS) + 1):
       x = jax.nn.relu(getattr(self, f"norm{i}")(getattr(self, f"conv{i}")(x)))
       out.append(x.reshape(x.shape[0], -1))
@@ -162,13 +182,15 @@ class Networks:
 
 def make_networks(image_size: int, channels: int, disc_input: str,
                   disc_hidden: tuple[int, ...], conv_relu: bool = True,
-                  num_classes: int = NUM_CLASSES, encoder: str = "lenet") -> Networks:
-  """C, D and the encoder `encoder` ("lenet", or "dtn", which has no conv_relu choice)."""
+                  num_classes: int = NUM_CLASSES, encoder: str = "lenet",
+                  input_norm: str = "none") -> Networks:
+  """C, D and the encoder `encoder` ("lenet", or "dtn", which has no conv_relu choice), its
+  inputs instance-normalised or not (`input_norm`)."""
   disc_in = {"features": FEATURES, "logits": num_classes}[disc_input]
   if encoder == "dtn":
-    build = lambda rngs: DTNEncoder(image_size, channels, rngs=rngs)
+    build = lambda rngs: DTNEncoder(image_size, channels, input_norm, rngs=rngs)
   else:
-    build = lambda rngs: LeNetEncoder(image_size, channels, conv_relu, rngs=rngs)
+    build = lambda rngs: LeNetEncoder(image_size, channels, conv_relu, input_norm, rngs=rngs)
   return Networks(
       encoder=PureModule(build),
       classifier=PureModule(lambda rngs: Classifier(num_classes, rngs=rngs)),

@@ -24,10 +24,9 @@ from adda_jax.data import domains
 from adda_jax.data.loading import DataSource
 from adda_jax.data.pairs import PairData, load_pair
 from adda_jax.errors import UserError
-from adda_jax.methods import REGISTRY, stages_for
+from adda_jax.methods import REGISTRY, networks_for, stages_for
 from adda_jax.methods.base import Stage
 from adda_jax.metrics import MetricsWriter
-from adda_jax.models import make_networks
 from adda_jax.progress import Progress
 from adda_jax.results import device_name, git_commit
 from adda_jax.checkpoint import abstract_like
@@ -43,17 +42,12 @@ def _print(message: str) -> None:
   print(message, flush=True)
 
 
-def _networks(cfg: Config):
-  return make_networks(cfg.image_size, cfg.channels, cfg.disc_input, cfg.disc_hidden,
-                       cfg.conv_relu, len(cfg.class_names), cfg.encoder)
-
-
 def compiled_predict(cfg: Config):
-  return steps.make_predict(_networks(cfg))
+  return steps.make_predict(networks_for(cfg))
 
 
 def compiled_embed(cfg: Config):
-  return steps.make_embed(_networks(cfg))
+  return steps.make_embed(networks_for(cfg))
 
 
 def stage_names(cfg: Config) -> set[str]:
@@ -261,7 +255,7 @@ class RunRecorder:
       return summary
     storage.write_json_atomic(os.path.join(self.workdir, SUMMARY_FILE), summary, "the summary")
     self.writer.close()
-    report.write(self.workdir, self.cfg, summary, _networks(self.cfg), pair, self.finished,
+    report.write(self.workdir, self.cfg, summary, networks_for(self.cfg), pair, self.finished,
                  pictures, log)
     return summary
 
@@ -361,7 +355,7 @@ def evaluate_workdir(workdir: str, data: DataSource, eval_split: str | None = No
                                                                         record.commit)
     _measure(summary, stage, predict, state, frozen, pair, cfg.eval_split, log)
   if write_report:  # The run's own summary where it has one: its times and collapse notes.
-    report.write(workdir, cfg, _saved_summary(workdir) or summary, _networks(cfg), pair,
+    report.write(workdir, cfg, _saved_summary(workdir) or summary, networks_for(cfg), pair,
                  finished, True, log)
   return summary
 

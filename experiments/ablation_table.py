@@ -31,7 +31,7 @@ from adda_jax.methods.base import PRETRAIN_REGULARISERS  # noqa: E402
 from adda_jax.methods.self_training import OPTIONS  # noqa: E402
 from experiments.recipe_table import PAIRS, cell, table_main  # noqa: E402
 
-STAGE1_FLAGS = {"--" + name.replace("_", "-") for name in PRETRAIN_REGULARISERS}
+STAGE1_FLAGS = {"--" + name.replace("_", "-") for name in (*PRETRAIN_REGULARISERS, "input_norm")}
 FLAGS = ({"--" + name.replace("_", "-") for name in OPTIONS} | {"--no-class-balanced"}
          | STAGE1_FLAGS)
 RECIPE, ADDA, NO_ADDA = "recipe", "ADDA only (no stage 3)", "stage 3 on the source model (no ADDA)"

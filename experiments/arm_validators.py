@@ -34,8 +34,9 @@ from adda_jax.methods.base import PRETRAIN_REGULARISERS  # noqa: E402
 from experiments.validator_table import spearman  # noqa: E402
 
 RECIPE = "adda_selftrain"
-# What an arm may change: the recipe's settings and stage 1's regularisers.
-SETTINGS = tuple(dict.fromkeys(("method", *RECIPES[RECIPE], *PRETRAIN_REGULARISERS)))
+# What an arm may change: the recipe's settings, stage 1's regularisers, the encoder's input.
+SETTINGS = tuple(dict.fromkeys(("method", *RECIPES[RECIPE], *PRETRAIN_REGULARISERS,
+                                "input_norm")))
 
 
 def arm_of(cfg: Config) -> str:

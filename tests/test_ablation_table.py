@@ -4,7 +4,7 @@ import sys
 from tests.test_recipe_table import ROOT, run_table
 
 sys.path.insert(0, ROOT)
-from experiments.ablation_table import arm_of  # noqa: E402
+from experiments.ablation_table import arm_of, stage1_flags  # noqa: E402
 
 BASE = "experiments/run.py --pair mnist_usps --recipe adda_selftrain --seed 0 --workdir w"
 
@@ -58,6 +58,9 @@ def test_a_named_recipe_is_the_arm_of_the_flags_it_stands_for(tmp_path):
   zoom = BASE.replace("adda_selftrain", "adda_selftrain_zoom")
   assert arm_of(zoom) == ("--augment-scale 1.4 --pretrain-augment-shift 2 "
                           "--pretrain-augment-scale 1.4")
+  inorm = arm_of(BASE.replace("adda_selftrain", "adda_selftrain_zoom_inorm"))
+  assert inorm == arm_of(zoom) + " --input-norm instance"
+  assert stage1_flags(inorm).endswith("--input-norm instance")  # It changes stage 1 too.
   rows = [("adda", 0, BASE, 0.90), ("adda+selftrain", 0, BASE, 0.95),
           ("adda", 0, zoom, 0.93), ("adda+selftrain", 0, zoom, 0.97),
           ("source_only+selftrain", 0, BASE + " --method source_only", 0.84),

@@ -98,3 +98,20 @@ def test_rgb32_with_another_image_size_is_refused():
 def test_adam_rate_with_the_caffe_solver_is_refused():
   assert_one_line_error(run_cli("--pair", "mnist_usps", "--pretrain-solver", "caffe_lenet",
                                 "--pretrain-lr", "0.1"), "--pretrain-lr sets Adam's rate")
+
+
+def test_input_norm_flag_and_recipe():
+  from adda_jax import cli
+  from adda_jax.errors import UserError
+  parser = cli.Parser()
+  cli.add_run_flags(parser)
+  cfg = cli.config_from_args(parser.parse_args(["--pair", "mnist_usps", "--input-norm",
+                                                "instance"]))
+  assert cfg.validate().input_norm == "instance"
+  zoom = cli.config_from_args(parser.parse_args(["--pair", "mnist_mnistm", "--recipe",
+                                                 "adda_selftrain_zoom"]))
+  inorm = cli.config_from_args(parser.parse_args(["--pair", "mnist_mnistm", "--recipe",
+                                                  "adda_selftrain_zoom_inorm"]))
+  assert inorm == zoom.replace(input_norm="instance")
+  with pytest.raises(UserError, match="unknown input_norm 'batch'; choose one of none, instance"):
+    cfg.replace(input_norm="batch").validate()

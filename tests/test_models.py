@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from adda_jax.models import make_networks
+from adda_jax.models import instance_normalise, make_networks
 
 
 @pytest.mark.parametrize("size,channels", [(28, 1), (32, 3)])
@@ -74,3 +74,29 @@ def test_dtn_encoder_is_refused_where_it_cannot_work():
     cfg.replace(method="cogan").validate()
   with pytest.raises(UserError, match="unknown encoder"):
     cfg.replace(encoder="resnet").validate()
+
+
+def test_instance_normalise_standardises_each_image_and_channel():
+  images = jax.random.uniform(jax.random.key(0), (3, 8, 8, 2)) * jnp.array([1.0, 5.0]) + 2.0
+  out = instance_normalise(images)
+  chex.assert_trees_all_close(out.mean(axis=(1, 2)), jnp.zeros((3, 2)), atol=1e-5)
+  chex.assert_trees_all_close(out.var(axis=(1, 2)), jnp.ones((3, 2)), atol=1e-3)
+  flat = jnp.full((1, 8, 8, 1), 0.7)  # A blank image stays finite, near zero everywhere.
+  chex.assert_trees_all_close(instance_normalise(flat), jnp.zeros_like(flat), atol=1e-4)
+
+
+@pytest.mark.parametrize("encoder,size,channels", [("lenet", 28, 1), ("dtn", 32, 3)])
+def test_input_norm_makes_the_features_blind_to_each_images_colour_and_contrast(
+    encoder, size, channels):
+  images = jax.random.uniform(jax.random.key(1), (4, size, size, channels))
+  # Per image and channel: a contrast change and a colour cast.
+  gain = jax.random.uniform(jax.random.key(2), (4, 1, 1, channels), minval=0.3, maxval=2.0)
+  cast = jax.random.uniform(jax.random.key(3), (4, 1, 1, channels), minval=-0.5, maxval=0.5)
+  recoloured = images * gain + cast
+  for input_norm, blind in (("instance", True), ("none", False)):
+    nets = make_networks(size, channels, "features", (500, 500), encoder=encoder,
+                         input_norm=input_norm)
+    params = nets.encoder.init(jax.random.key(0))
+    a, b = nets.encoder.apply(params, images), nets.encoder.apply(params, recoloured)
+    assert bool(jnp.allclose(a, b, atol=1e-3)) == blind, input_norm
+

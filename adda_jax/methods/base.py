@@ -39,7 +39,7 @@ DATA = {
 # The fields every stage reads: the data, the encoder, the batch and the seed.
 COMMON_FIELDS = ("pair", "source", "target", "class_names", "seed", "image_size", "channels",
                  "pixel_scale", "source_subset", "source_val_size", "subset_seed", "conv_relu",
-                 "encoder", "batch_size")
+                 "encoder", "input_norm", "batch_size")
 # Stage 1's optional regularisers (off in the paper): ablations name them as arms.
 PRETRAIN_REGULARISERS = ("pretrain_label_smoothing", "pretrain_augment_shift",
                          "pretrain_augment_scale")
