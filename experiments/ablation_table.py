@@ -29,19 +29,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from adda_jax.configs.recipes import RECIPES  # noqa: E402
 from adda_jax.methods.base import PRETRAIN_REGULARISERS  # noqa: E402
 from adda_jax.methods.self_training import OPTIONS  # noqa: E402
-from experiments.recipe_table import PAIRS, cell, table_main  # noqa: E402
+from experiments.recipe_table import PAIRS, cell, recipe_of, table_main  # noqa: E402
 
 STAGE1_FLAGS = {"--" + name.replace("_", "-") for name in (*PRETRAIN_REGULARISERS, "input_norm")}
 FLAGS = ({"--" + name.replace("_", "-") for name in OPTIONS} | {"--no-class-balanced"}
          | STAGE1_FLAGS)
 RECIPE, ADDA, NO_ADDA = "recipe", "ADDA only (no stage 3)", "stage 3 on the source model (no ADDA)"
 BASE = "adda_selftrain"  # The recipe every arm is a change of.
-
-
-def recipe_of(command: str) -> str | None:
-  """The `--recipe` a row's command names, if any."""
-  words = shlex.split(command)
-  return words[words.index("--recipe") + 1] if "--recipe" in words[:-1] else None
 
 
 def recipe_flags(name: str) -> list[str]:

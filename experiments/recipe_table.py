@@ -2,7 +2,7 @@
 
 python experiments/recipe_table.py results/recipe/rows.csv --out results/recipe/recipe
 
-For each pair, every model a recipe run reports (source only, ADDA, ADDA + self-training at
+For each pair (and, with --by-recipe, each `--recipe` its rows' commands name), every model a recipe run reports (source only, ADDA, ADDA + self-training at
 the last step, the checkpoint the label-free validator picked, and the oracle line, which
 reads target labels and is shown only to measure the others): mean ± std of target test
 accuracy (%) over seeds, beside the issue's bar and the published numbers it cites. Rows of
@@ -12,6 +12,7 @@ import argparse
 import collections
 import csv
 import os
+import shlex
 import statistics
 import sys
 
@@ -53,18 +54,34 @@ def order(method: str) -> tuple:
   return (first != "source_only", first, len(rest), "oracle" in tag, tag)
 
 
-def read(paths: list[str]) -> dict[str, dict[str, list[float]]]:
-  """{pair: {method: [accuracy % per seed]}}, methods in `order`, seeds in file order (the
-  latest row of a (pair, method, seed) wins: a rerun replaces its row)."""
+def recipe_of(command: str) -> str | None:
+  """The `--recipe` a row's command names, if any."""
+  words = shlex.split(command)
+  return words[words.index("--recipe") + 1] if "--recipe" in words[:-1] else None
+
+
+def read(paths: list[str], by_recipe: bool = False
+         ) -> dict[tuple[str, str | None], dict[str, list[float]]]:
+  """{(pair, recipe or None): {method: [accuracy % per seed]}}, methods in `order`, seeds in
+  file order (the latest row of a (pair, recipe, method, seed) wins: a rerun replaces its
+  row). Rows are told apart by recipe only `by_recipe`."""
   latest = {}
   for path in paths:
     with open(path, newline="") as f:
       for row in csv.DictReader(f):
-        latest[(row["pair"], row["method"], row["seed"])] = 100 * float(row["target_accuracy"])
-  table: dict[str, dict[str, list[float]]] = collections.defaultdict(dict)
-  for (pair, method, _), value in sorted(latest.items(), key=lambda kv: order(kv[0][1])):
-    table[pair].setdefault(method, []).append(value)
+        recipe = (recipe_of(row["command"]) or "no recipe") if by_recipe else None
+        key = (row["pair"], recipe, row["method"], row["seed"])
+        latest[key] = 100 * float(row["target_accuracy"])
+  table: dict[tuple[str, str | None], dict[str, list[float]]] = collections.defaultdict(dict)
+  for (pair, recipe, method, _), value in sorted(latest.items(),
+                                                 key=lambda kv: order(kv[0][2])):
+    table[(pair, recipe)].setdefault(method, []).append(value)
   return table
+
+
+def title(key: tuple[str, str | None]) -> str:
+  pair, recipe = key
+  return PAIRS.get(pair, pair) + (f", {recipe}" if recipe else "")
 
 
 def cell(values: list[float]) -> str:
@@ -74,8 +91,8 @@ def cell(values: list[float]) -> str:
 
 def markdown(table) -> str:
   lines = []
-  for pair, methods in table.items():
-    lines += [f"### {PAIRS.get(pair, pair)} (bar {BAR.get(pair, '-')}; published: "
+  for (pair, recipe), methods in table.items():
+    lines += [f"### {title((pair, recipe))} (bar {BAR.get(pair, '-')}; published: "
               f"{PUBLISHED.get(pair, '-')})", "",
               "| model | target test % (mean ± std, seeds) | per seed |", "|---|---|---|"]
     for method, values in methods.items():
@@ -87,7 +104,7 @@ def markdown(table) -> str:
 
 def plot(table, path: str) -> None:
   fig, axes = plt.subplots(1, len(table), figsize=(7.5 * len(table), 3.4), squeeze=False)
-  for ax, (pair, methods) in zip(axes[0], table.items()):
+  for ax, ((pair, recipe), methods) in zip(axes[0], table.items()):
     names = list(methods)[::-1]
     for y, name in enumerate(names):
       values = methods[name]
@@ -103,20 +120,24 @@ def plot(table, path: str) -> None:
     low = min(min(v) for v in methods.values())
     ax.set_xlim(max(0, low - 5), 100)
     ax.set_xlabel("target test accuracy (%)")
-    ax.set_title(f"{PAIRS.get(pair, pair)}: bars the mean, dots the seeds", fontsize=10)
+    ax.set_title(f"{title((pair, recipe))}: bars the mean, dots the seeds", fontsize=10)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
 
 
-def table_main(doc: str, default_out: str, read_rows, to_markdown, draw) -> None:
-  """The command line of a results-CSV table: CSV files in, OUT.md and OUT.png out."""
+def table_main(doc: str, default_out: str, read_rows, to_markdown, draw,
+               switches: dict[str, str] | None = None) -> None:
+  """The command line of a results-CSV table: CSV files in, OUT.md and OUT.png out.
+  `switches` ({flag: help}) become on/off options passed on to `read_rows` by name."""
   parser = argparse.ArgumentParser(description=doc.splitlines()[0])
   parser.add_argument("csv", nargs="+")
   parser.add_argument("--out", default=default_out, help="writes OUT.md and OUT.png")
+  for flag, text in (switches or {}).items():
+    parser.add_argument(f"--{flag.replace('_', '-')}", action="store_true", help=text)
   args = parser.parse_args()
   try:
-    table = read_rows(args.csv)
+    table = read_rows(args.csv, **{flag: getattr(args, flag) for flag in switches or {}})
   except OSError as e:
     fail(f"cannot read {e.filename} ({e.strerror}); pass a results CSV written by run.py "
          f"--results")
@@ -129,7 +150,9 @@ def table_main(doc: str, default_out: str, read_rows, to_markdown, draw) -> None
 
 
 def main() -> None:
-  table_main(__doc__, os.path.join("results", "recipe", "recipe"), read, markdown, plot)
+  table_main(__doc__, os.path.join("results", "recipe", "recipe"), read, markdown, plot,
+             {"by_recipe": "one table and panel per --recipe the rows' commands name (rows "
+                           "without one: 'no recipe')"})
 
 
 def fail(message: str) -> None:
