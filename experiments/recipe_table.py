@@ -2,10 +2,11 @@
 
 python experiments/recipe_table.py results/recipe/rows.csv --out results/recipe/recipe
 
-For each pair (and, with --by-recipe, each `--recipe` its rows' commands name), every model a recipe run reports (source only, ADDA, ADDA + self-training at
-the last step, the checkpoint the label-free validator picked, and the oracle line, which
-reads target labels and is shown only to measure the others): mean ± std of target test
-accuracy (%) over seeds, beside the issue's bar and the published numbers it cites. Rows of
+For each pair (with --by-recipe, each pair and `--recipe` the rows' commands name), every model
+a recipe run reports (source only, ADDA, ADDA + self-training at the last step, the checkpoint
+the label-free validator picked, and the oracle line, which reads target labels and is shown
+only to measure the others): mean ± std of target test accuracy (%) over seeds, beside the
+issue's bar and the published numbers it cites. Rows of
 `--method target_oracle` (the encoder trained on the target's own labels) show the ceiling.
 """
 import argparse
