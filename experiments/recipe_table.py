@@ -104,24 +104,36 @@ def markdown(table) -> str:
 
 
 def plot(table, path: str) -> None:
-  fig, axes = plt.subplots(1, len(table), figsize=(7.5 * len(table), 3.4), squeeze=False)
-  for ax, ((pair, recipe), methods) in zip(axes[0], table.items()):
-    names = list(methods)[::-1]
-    for y, name in enumerate(names):
-      values = methods[name]
-      oracle = "oracle" in name
-      ax.barh(y, statistics.mean(values), color="lightgray" if oracle else "tab:blue",
-              alpha=0.8)
-      ax.plot(values, [y] * len(values), "k.", ms=6)
-    if pair in BAR:
-      ax.axvline(BAR[pair], color="tab:red", ls="--")
-      ax.text(BAR[pair] - 0.2, (len(names) - 1) / 2, f"bar {BAR[pair]}", color="tab:red",
-              rotation=90, ha="right", va="center", fontsize=8)
-    ax.set_yticks(range(len(names)), [describe(n) for n in names], fontsize=8)
-    low = min(min(v) for v in methods.values())
-    ax.set_xlim(max(0, low - 5), 100)
-    ax.set_xlabel("target test accuracy (%)")
-    ax.set_title(f"{title((pair, recipe))}: bars the mean, dots the seeds", fontsize=10)
+  """One panel per pair, in a row; with recipes told apart, one row per recipe, each pair's
+  panels on one accuracy scale so that the recipes compare down a column."""
+  pairs = list(dict.fromkeys(pair for pair, _ in table))
+  recipes = list(dict.fromkeys(recipe for _, recipe in table))
+  fig, axes = plt.subplots(len(recipes), len(pairs), figsize=(7.5 * len(pairs),
+                                                              3.4 * len(recipes)), squeeze=False)
+  for row, recipe in enumerate(recipes):
+    for col, pair in enumerate(pairs):
+      ax = axes[row][col]
+      if (pair, recipe) not in table:
+        ax.axis("off")
+        continue
+      methods = table[(pair, recipe)]
+      names = list(methods)[::-1]
+      for y, name in enumerate(names):
+        values = methods[name]
+        oracle = "oracle" in name
+        ax.barh(y, statistics.mean(values), color="lightgray" if oracle else "tab:blue",
+                alpha=0.8)
+        ax.plot(values, [y] * len(values), "k.", ms=6)
+      if pair in BAR:
+        ax.axvline(BAR[pair], color="tab:red", ls="--")
+        ax.text(BAR[pair] - 0.2, (len(names) - 1) / 2, f"bar {BAR[pair]}", color="tab:red",
+                rotation=90, ha="right", va="center", fontsize=8)
+      ax.set_yticks(range(len(names)), [describe(n) for n in names], fontsize=8)
+      low = min(min(v) for (p, _), methods in table.items() if p == pair
+                for v in methods.values())
+      ax.set_xlim(max(0, low - 5), 100)
+      ax.set_xlabel("target test accuracy (%)")
+      ax.set_title(f"{title((pair, recipe))}: bars the mean, dots the seeds", fontsize=10)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)

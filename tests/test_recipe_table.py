@@ -53,6 +53,10 @@ def test_by_recipe_gives_each_recipe_its_own_table(tmp_path):
                            "MNIST->MNIST-M, adda_selftrain_zoom_inorm"}
   assert "| 75.00 ± 0.00 (1) |" in sections["MNIST->MNIST-M, adda_selftrain_zoom"]
   assert "| 85.00 ± 0.00 (1) |" in sections["MNIST->MNIST-M, adda_selftrain_zoom_inorm"]
+  from PIL import Image  # One row of panels per recipe: three rows, one pair.
+  pooled_size = Image.open(tmp_path / "pooled.png").size
+  split_size = Image.open(tmp_path / "split.png").size
+  assert split_size[0] == pooled_size[0] and split_size[1] > 2.5 * pooled_size[1]
 
 
 def test_a_missing_or_foreign_file_gets_one_line(tmp_path):
