@@ -37,9 +37,9 @@ from flax import linen as nn  # noqa: E402
 from adda_jax import cli, ops, steps, train, xla_options  # noqa: E402
 from adda_jax.configs import get_config  # noqa: E402
 from adda_jax.data.loading import DataSource  # noqa: E402
-from adda_jax.methods import stages_for  # noqa: E402
+from adda_jax.methods import networks_for, stages_for  # noqa: E402
 from adda_jax.methods.base import DATA  # noqa: E402
-from adda_jax.models import ENCODERS, make_networks  # noqa: E402
+from adda_jax.models import ENCODERS  # noqa: E402
 from adda_jax.runner import Placement  # noqa: E402
 
 DEFAULT_REFERENCE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "bench",
@@ -64,8 +64,7 @@ def measure(batch: int, size: int, channels: int, blocks: int, block_steps: int,
                                          conv_relu=conv_relu, batch_size=batch,
                                          encoder=encoder).validate()  # Bad sizes: one line.
   pretrain, adapt = stages_for(cfg)
-  nets = make_networks(size, channels, "features", (500, 500), conv_relu=conv_relu,
-                       encoder=encoder)
+  nets = networks_for(cfg)
   placement = Placement.over_all_devices(batch)
   rng = np.random.default_rng(0)
   n = 4096
