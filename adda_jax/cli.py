@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Callable
 
+from adda_jax import xla_options
 from adda_jax.configs import PAIRS, get_config
 from adda_jax.configs.recipes import RECIPES, apply_recipe
 from adda_jax.config import Config
@@ -80,6 +81,11 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                           "$JAX_COORDINATOR_ADDRESS)")
   group.add_argument("--num-processes", type=int, help="--distributed: how many processes")
   group.add_argument("--process-id", type=int, help="--distributed: this process's index")
+  group.add_argument("--gpu-kernels", choices=tuple(xla_options.GPU_KERNELS),
+                     default="deterministic",
+                     help="GPU only: deterministic (default; one seed, one result, no "
+                          "autotuning) or autotuned (XLA's defaults: the fastest kernels, "
+                          "results may differ in the last bits between invocations)")
   methods = "; ".join(f"{m.name}: {m.summary}" for m in REGISTRY.values())
   group = parser.add_argument_group("method (overrides of the preset or config, as below; "
                                     "defaults in adda_jax/config.py)")

@@ -10,6 +10,7 @@ from typing import Any
 
 import jax
 
+from adda_jax import xla_options
 from adda_jax.config import Config
 from adda_jax.methods import stages_for
 from adda_jax.errors import UserError
@@ -46,9 +47,12 @@ def git_commit(root: str | None = None) -> str:
 
 
 def device_name() -> str:
-  """What ran the job, for reading wall times: e.g. "cpu", "NVIDIA H100 80GB HBM3 x8"."""
+  """What ran the job, for reading wall times: e.g. "cpu", "NVIDIA H100 80GB HBM3 x8", and
+  on GPU the kernel policy when it is not the default (it changes the last bits)."""
   count = jax.device_count()
-  return jax.devices()[0].device_kind + (f" x{count}" if count > 1 else "")
+  name = jax.devices()[0].device_kind + (f" x{count}" if count > 1 else "")
+  policy = xla_options.gpu_kernels()
+  return name + (f", {policy} kernels" if policy not in (None, "deterministic") else "")
 
 
 def rows_for(summary: dict[str, Any], command: str) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from adda_jax import steps  # noqa: E402
+from adda_jax import steps, xla_options  # noqa: E402
 from adda_jax.configs import get_config  # noqa: E402
 from adda_jax.methods import stages_for  # noqa: E402
 from adda_jax.methods.base import DATA  # noqa: E402
@@ -68,17 +68,26 @@ def main() -> None:
   parser.add_argument("--block-steps", type=int, default=None,
                       help="steps per timed block (default 40 on CPU, 500 elsewhere)")
   parser.add_argument("--blocks", type=int, default=3)
+  parser.add_argument("--gpu-kernels", nargs="+", choices=tuple(xla_options.GPU_KERNELS),
+                      default=["deterministic"],
+                      help="GPU only: the kernel policies to time, each in turn "
+                           "(adda_jax/xla_options.py); other backends have none")
   args = parser.parse_args()
   if min(args.seeds) < 1 or args.blocks < 1 or (args.block_steps or 1) < 1:
     parser.error("--seeds, --blocks and --block-steps take positive whole numbers")
   block_steps = args.block_steps or (40 if jax.default_backend() == "cpu" else 500)
   result = {"device": jax.devices()[0].device_kind, "block_steps": block_steps}
-  for seeds in args.seeds:
-    for name, matmul in FORMS.items():
-      ms = measure(seeds, matmul, block_steps, args.blocks)
-      result[f"{name}_{seeds}_ms"] = ms
-      print(f"[seeds] {seeds:3d} seed(s), {name:7s} convolutions: {ms:8.3f} ms/step, "
-            f"{ms / seeds:7.3f} ms per seed-step", flush=True)
+  policies = args.gpu_kernels if jax.default_backend() == "gpu" else ["deterministic"]
+  for policy in policies:
+    xla_options.use_gpu_kernels(policy)
+    tag = "" if policy == "deterministic" else f"_{policy}"
+    for seeds in args.seeds:
+      for name, matmul in FORMS.items():
+        ms = measure(seeds, matmul, block_steps, args.blocks)
+        result[f"{name}_{seeds}_ms{tag}"] = ms
+        kernels = f", {policy} kernels" if tag else ""
+        print(f"[seeds] {seeds:3d} seed(s), {name:7s} convolutions{kernels}: "
+              f"{ms:8.3f} ms/step, {ms / seeds:7.3f} ms per seed-step", flush=True)
   print(json.dumps(result))
 
 

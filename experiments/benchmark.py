@@ -181,14 +181,18 @@ def main() -> None:
                            "files in RAW_DIR, a temporary workdir): the wall time a user waits")
   parser.add_argument("--end-to-end-steps", type=int, default=10_000,
                       help="steps per stage of that run (default 10000, the paper's)")
+  parser.add_argument("--gpu-kernels", choices=tuple(xla_options.GPU_KERNELS),
+                      default="deterministic", help="GPU kernel policy (adda_jax/xla_options.py)")
   args = parser.parse_args()
+  xla_options.use_gpu_kernels(args.gpu_kernels)
 
   network = {"dtn": "DTN"}.get(args.encoder, "conv ReLU" if args.conv_relu else "Caffe LeNet")
   print(f"[bench] jax {jax.__version__} on {jax.devices()}, batch {args.batch}, "
         f"{args.size}x{args.size}x{args.channels}, {network}", flush=True)
   summary = {"backend": jax.default_backend(), "devices": jax.device_count(),
              "jax": jax.__version__, "batch": args.batch, "size": args.size,
-             "channels": args.channels, "conv_relu": args.conv_relu, "encoder": args.encoder}
+             "channels": args.channels, "conv_relu": args.conv_relu, "encoder": args.encoder,
+             "gpu_kernels": xla_options.gpu_kernels()}
   per_call = args.steps_per_call or steps.default_steps_per_call()
   if args.baseline:
     fast = ops.max_pool_2x2, ops.conv2d, ops.conv2d_max_pool_2x2, xla_options.for_default_backend

@@ -27,7 +27,13 @@
 #                (--method source_only: self-training straight from the source model); rows
 #                in recipe.csv, logs in recipe_ARM_PAIR.txt, summaries and metrics in
 #                recipe_logs.tar.gz
-# PARTS picks them (default "bench timed sweep", SWEEP=protocols).
+#   kernels      the two GPU kernel policies (adda_jax/xla_options.py: deterministic, no
+#                autotuning; autotuned): bench_seeds.py under each, then CoGAN on MNIST->USPS
+#                for KERNEL_STEPS (2000) steps under each and once more autotuned (is it
+#                repeatable from one invocation to the next?); logs kernels_*.txt, rows
+#                kernels.csv
+# PARTS picks them (default "bench timed sweep", SWEEP=protocols). EXTRA: flags added to
+# every run.py command, e.g. EXTRA="--gpu-kernels autotuned".
 #
 # The GPU host has JAX with CUDA but no TFDS/TensorFlow and no network, and ../shared does not
 # travel, so first, on the development machine (the folder is git-ignored):
@@ -81,7 +87,8 @@ print('device', torch.get_default_device())" 2>&1 | tee "$out/torch_cuda.txt"
   fi
 fi
 
-common=(--data-source raw --raw-dir .gpu_data --pretrain-steps "$steps" --adapt-steps "$steps")
+common=(--data-source raw --raw-dir .gpu_data --pretrain-steps "$steps" --adapt-steps "$steps"
+        ${EXTRA:-})
 timed_run() {  # $1: log file; the whole command is timed: data load, compiles, stages, eval
   local start=$(date +%s.%N)
   python3 experiments/run.py --pair mnist_usps --seed 0 "${common[@]}" --workdir /tmp/gpu/timed \
@@ -107,6 +114,17 @@ if has seeds; then
       "$start" | tee -a "$out/seeds_$strategy.txt"
   done
 fi
+if has kernels; then
+  python3 experiments/bench_seeds.py --seeds 1 10 --block-steps "$bench_steps" \
+    --gpu-kernels deterministic autotuned 2>&1 | tee "$out/kernels_seeds.txt"
+  for run in deterministic autotuned autotuned_again; do
+    timeout "${KERNEL_SECONDS:-150}" python3 experiments/run.py --pair mnist_usps --seed 0 \
+      --method cogan --batch-size 64 --adapt-steps "${KERNEL_STEPS:-2000}" \
+      --gpu-kernels "${run%_again}" --data-source raw --raw-dir .gpu_data --no-pictures \
+      --fresh --workdir "/tmp/gpu/kernels_$run" --results "$out/kernels.csv" 2>&1 \
+      | tee "$out/kernels_cogan_$run.txt"
+  done
+fi
 join_mnistm() {  # The parts carried by earlier calls, joined once the checksum matches.
   local whole=.gpu_data/mnist_m/mnist_m.tar.gz
   [ -f "$whole" ] || ! ls .gpu_mnistm_*/part-* >/dev/null 2>&1 && return
@@ -129,7 +147,7 @@ if has recipe; then  # The target-aware recipe (docs/recipe.md), full sets, seed
         --data-source raw \
         --pretrain-steps "$steps" --adapt-steps "$steps" --self-train-steps "$((steps / 2))" \
         --raw-dir .gpu_data --workdir "/tmp/gpu/recipe/$arm/$pair" --results "$out/recipe.csv" \
-        --no-pictures "${extra[@]}" 2>&1 | tee "$out/recipe_${arm}_$pair.txt"
+        --no-pictures "${extra[@]}" ${EXTRA:-} 2>&1 | tee "$out/recipe_${arm}_$pair.txt"
     done
   done
   find /tmp/gpu/recipe \( -name summary.json -o -name metrics.jsonl \) -print0 \

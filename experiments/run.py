@@ -16,7 +16,7 @@ from adda_jax import interrupts  # noqa: E402
 
 interrupts.exit_on_sigint()  # Before the heavy imports: Ctrl-C is one line from the start.
 
-from adda_jax import cli, hosts, results, train  # noqa: E402
+from adda_jax import cli, hosts, results, train, xla_options  # noqa: E402
 from adda_jax.errors import UserError  # noqa: E402
 from adda_jax.progress import Progress  # noqa: E402
 
@@ -26,6 +26,7 @@ def main() -> None:
                       formatter_class=argparse.RawDescriptionHelpFormatter)
   cli.add_run_flags(parser)
   args = parser.parse_args()
+  xla_options.use_gpu_kernels(args.gpu_kernels)
   if args.distributed and args.seeds is not None:  # Refused before joining the others.
     raise UserError("--seeds and --distributed do not go together yet: launch the seeds one "
                     "after another, each with --seed")
