@@ -113,11 +113,6 @@ def mmd2(source: jax.Array, target: jax.Array, kernel: str = "gaussian") -> jax.
   return gram[:n, :n].mean() + gram[n:, n:].mean() - 2 * gram[:n, n:].mean()
 
 
-def domain_confusion_loss(logits: jax.Array) -> jax.Array:
-  """Cross-entropy between D's output and the uniform domain distribution (Tzeng et al. 2015)."""
-  return _mapping_term(logits, "confusion", label=0)
-
-
 def information_maximisation_loss(logits: jax.Array) -> jax.Array:
   """Minus the information maximisation of target predictions (SHOT, Liang et al. 2020):
   mean_i H(p_i) - H(mean_i p_i). Minimising it makes each prediction confident (first term)
