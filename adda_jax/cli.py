@@ -81,11 +81,7 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                           "$JAX_COORDINATOR_ADDRESS)")
   group.add_argument("--num-processes", type=int, help="--distributed: how many processes")
   group.add_argument("--process-id", type=int, help="--distributed: this process's index")
-  group.add_argument("--gpu-kernels", choices=tuple(xla_options.GPU_KERNELS),
-                     default="deterministic",
-                     help="GPU only: deterministic (default; one seed, one result, no "
-                          "autotuning) or autotuned (XLA's defaults: the fastest kernels, "
-                          "results may differ in the last bits between invocations)")
+  add_gpu_kernels_flag(group)
   methods = "; ".join(f"{m.name}: {m.summary}" for m in REGISTRY.values())
   group = parser.add_argument_group("method (overrides of the preset or config, as below; "
                                     "defaults in adda_jax/config.py)")
@@ -210,6 +206,17 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                      help="skip the target accuracy shown at each progress line (it reads "
                           "target labels, for watching a run; no run selects on it)")
   add_data_flags(parser)
+
+
+def add_gpu_kernels_flag(parser, several: bool = False) -> None:
+  """--gpu-kernels, the GPU kernel policy (adda_jax/xla_options.py); `several`: a list of
+  policies, for benchmarks that time each in turn."""
+  parser.add_argument(
+      "--gpu-kernels", choices=tuple(xla_options.GPU_KERNELS), nargs="+" if several else None,
+      default=["deterministic"] if several else "deterministic",
+      help="GPU only: deterministic (default; one seed, one result, no autotuning) or "
+           "autotuned (XLA's defaults: the fastest kernels, results may differ in the last "
+           "bits between invocations)" + ("; several are timed in turn" if several else ""))
 
 
 def base_config(args: argparse.Namespace) -> Config:

@@ -24,7 +24,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from adda_jax import steps, xla_options  # noqa: E402
+from adda_jax import cli, steps, xla_options  # noqa: E402
 from adda_jax.configs import get_config  # noqa: E402
 from adda_jax.methods import stages_for  # noqa: E402
 from adda_jax.methods.base import DATA  # noqa: E402
@@ -68,10 +68,7 @@ def main() -> None:
   parser.add_argument("--block-steps", type=int, default=None,
                       help="steps per timed block (default 40 on CPU, 500 elsewhere)")
   parser.add_argument("--blocks", type=int, default=3)
-  parser.add_argument("--gpu-kernels", nargs="+", choices=tuple(xla_options.GPU_KERNELS),
-                      default=["deterministic"],
-                      help="GPU only: the kernel policies to time, each in turn "
-                           "(adda_jax/xla_options.py); other backends have none")
+  cli.add_gpu_kernels_flag(parser, several=True)
   args = parser.parse_args()
   if min(args.seeds) < 1 or args.blocks < 1 or (args.block_steps or 1) < 1:
     parser.error("--seeds, --blocks and --block-steps take positive whole numbers")

@@ -181,8 +181,7 @@ def main() -> None:
                            "files in RAW_DIR, a temporary workdir): the wall time a user waits")
   parser.add_argument("--end-to-end-steps", type=int, default=10_000,
                       help="steps per stage of that run (default 10000, the paper's)")
-  parser.add_argument("--gpu-kernels", choices=tuple(xla_options.GPU_KERNELS),
-                      default="deterministic", help="GPU kernel policy (adda_jax/xla_options.py)")
+  cli.add_gpu_kernels_flag(parser)
   args = parser.parse_args()
   xla_options.use_gpu_kernels(args.gpu_kernels)
 
