@@ -86,12 +86,20 @@ def finished(workdir: str) -> bool:
   return os.path.exists(os.path.join(workdir, "summary.json"))
 
 
+def child_environment(jobs: int, environ=os.environ) -> dict[str, str]:
+  """The runs' environment: the cores shared out between the `jobs` running at once for the
+  OpenMP threads of their reports' t-SNE, whose default of one per core in every run makes
+  them wait on each other at each barrier (docs/speed.md); a value the user set is kept."""
+  return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs)), **environ}
+
+
 def run(all_cells, args) -> list[str]:
   """Runs every unfinished cell, `args.jobs` at a time; returns the failed cells' names."""
   pending = [c for c in all_cells if not finished(c[3])]
   print(f"[sweep] {len(all_cells) - len(pending)} of {len(all_cells)} cells already finished",
         flush=True)
   running, failed = {}, []
+  environment = child_environment(args.jobs)
   while pending or running:
     for cell in list(pending):
       if len(running) >= args.jobs:
@@ -108,7 +116,8 @@ def run(all_cells, args) -> list[str]:
       os.makedirs(os.path.dirname(cell[3]), exist_ok=True)
       log = open(cell[3] + ".log", "a")
       running[cell] = (subprocess.Popen(command(cell, args), cwd=ROOT, stdout=log,
-                                        stderr=subprocess.STDOUT), log, time.time())
+                                        stderr=subprocess.STDOUT, env=environment),
+                       log, time.time())
       print(f"[sweep] started {cell[0]} seed {cell[1]} {cell[2]}", flush=True)
     time.sleep(2)
     for cell, (proc, log, start) in list(running.items()):

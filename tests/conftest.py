@@ -25,6 +25,10 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                       os.path.join(tempfile.gettempdir(), f"adda_jax_tests_xla_{_SESSION}"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+# xdist runs one worker per core, so each gets one OpenMP thread (scikit-learn's t-SNE in the
+# reports): OpenMP's default of one per core made every worker's threads wait on each other's
+# at each barrier (a 100-point t-SNE beside a busy process: 43.7 s, against 1.9 s on one).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def digit_images(labels: np.ndarray, size: int, channels: int, seed: int) -> np.ndarray:

@@ -49,3 +49,11 @@ def test_sweep_of_independent_variants_trains_no_stage_one(tmp_path):
   assert listed.returncode == 0, listed.stderr
   commands = listed.stdout.splitlines()
   assert len(commands) == 2 and all("--method cogan" in c for c in commands)
+
+
+def test_runs_share_the_cores_out_for_openmp_unless_the_user_set_it(monkeypatch):
+  from experiments import sweep
+  monkeypatch.setattr(os, "cpu_count", lambda: 4)
+  assert sweep.child_environment(2, {"PATH": "/bin"}) == {"OMP_NUM_THREADS": "2", "PATH": "/bin"}
+  assert sweep.child_environment(8, {})["OMP_NUM_THREADS"] == "1"
+  assert sweep.child_environment(1, {"OMP_NUM_THREADS": "3"})["OMP_NUM_THREADS"] == "3"
