@@ -26,8 +26,9 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 # xdist runs one worker per core, so each gets one OpenMP thread (scikit-learn's t-SNE in the
-# reports): OpenMP's default of one per core made every worker's threads wait on each other's
-# at each barrier (a 100-point t-SNE beside a busy process: 43.7 s, against 1.9 s on one).
+# reports): with OpenMP's default of one per core, each waits on threads that the other
+# worker holds off the cores (a report's t-SNE beside a training run: 49.1 s on two threads,
+# 11.2 s on one; docs/speed.md).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
