@@ -27,6 +27,9 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from experiments.sweep import positive  # noqa: E402
 
 
 def time_pieces(features: int, tsne_points: int, repeats: int) -> dict[str, float]:
@@ -66,19 +69,18 @@ def spin() -> None:
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--threads", nargs="+", default=["1", "2"],
+  parser.add_argument("--threads", nargs="+", type=positive, default=[1, 2],
                       help="OpenBLAS and OpenMP thread counts to time, each in its own process")
   parser.add_argument("--busy", type=int, default=0,
                       help="processes that spin on the CPU while the pieces are timed")
-  parser.add_argument("--features", type=int, default=500,
+  parser.add_argument("--features", type=positive, default=500,
                       help="feature width (LeNet's is 500)")
-  parser.add_argument("--tsne-points", type=int, default=2000,
+  parser.add_argument("--tsne-points", type=positive, default=2000,
                       help="points in the t-SNE (a report's: 1,000 per domain)")
-  parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--repeats", type=positive, default=5)
   parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.child:
-    sys.path.insert(0, ROOT)
     print(json.dumps(time_pieces(args.features, args.tsne_points, args.repeats)))
     return
   spinners = [multiprocessing.Process(target=spin, daemon=True) for _ in range(args.busy)]
@@ -90,7 +92,8 @@ def main() -> None:
       child = subprocess.run(
           [sys.executable, __file__, "--child", "--features", str(args.features),
            "--tsne-points", str(args.tsne_points), "--repeats", str(args.repeats)],
-          env={**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads},
+          env={**os.environ, "OPENBLAS_NUM_THREADS": str(threads),
+               "OMP_NUM_THREADS": str(threads)},
           capture_output=True, text=True)
       if child.returncode != 0:
         sys.exit(f"the timing process failed: {child.stderr.strip().splitlines()[-1]}")
