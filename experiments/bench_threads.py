@@ -49,7 +49,8 @@ def time_pieces(features: int, tsne_points: int, repeats: int) -> dict[str, floa
             "domain_weights": lambda: validators.domain_weights(source, target, held_out)}
   for piece in jitted.values():
     jax.block_until_ready(piece())  # Compile first.
-  tsne = lambda: TSNE(2, init="pca", random_state=0).fit_transform(points)
+  perplexity = min(30.0, (tsne_points - 1) / 3)  # As the report sets it (adda_jax/report.py).
+  tsne = lambda: TSNE(2, perplexity=perplexity, init="pca", random_state=0).fit_transform(points)
   medians = {}
   # The t-SNE takes seconds, not milliseconds: once is enough.
   for name, piece, runs in [*((n, p, repeats) for n, p in jitted.items()), ("tsne", tsne, 1)]:
@@ -80,6 +81,8 @@ def main() -> None:
   parser.add_argument("--repeats", type=positive, default=5)
   parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
   args = parser.parse_args()
+  if args.busy < 0:
+    parser.error(f"argument --busy: {args.busy} is below 0")
   if args.child:
     print(json.dumps(time_pieces(args.features, args.tsne_points, args.repeats)))
     return
