@@ -7,7 +7,8 @@
   field show to say whether the domains now overlap.
   Up to TSNE_POINTS images per domain (source train, target eval split), a fixed draw.
 - curves.png: every logged metric of every stage against its step (from metrics.jsonl).
-- confusion.png: the final model's confusion matrix on the target eval split.
+- confusion.png: each stage's final model's confusion matrix on the target eval split, side
+  by side: which classes adaptation (and each stage after it) fixed or broke.
 - report.md: the config fields the method reads, the accuracies and stage times (the
   summary's own numbers), the checkpoints, and the pictures.
 
@@ -65,16 +66,21 @@ def _pictures(workdir, cfg, nets, pair, finished, log) -> list[tuple[str, str]]:
   if history:
     _curves(os.path.join(workdir, "curves.png"), history)
     drawn.append(("curves.png", "training curves: every logged metric by step"))
-  last = finished[-1]
-  encoder, classifier = last.stage.predictor(last.state, last.frozen)
-  predicted = predictions(steps.make_predict(nets), encoder, classifier, pair.target_eval[0])
-  _confusion(os.path.join(workdir, "confusion.png"), pair.target_eval[1], predicted,
-             cfg.class_names, f"{last.stage.label} on target {cfg.eval_split}")
-  drawn.append(("confusion.png", f"confusion matrix of {last.stage.label} on the target "
+  predict = steps.make_predict(nets)
+  panels = []
+  for done in finished:
+    encoder, classifier = done.stage.predictor(done.state, done.frozen)
+    panels.append((done.stage.label, confusion_counts(
+        pair.target_eval[1], predictions(predict, encoder, classifier, pair.target_eval[0]),
+        len(cfg.class_names))))
+  _confusion(os.path.join(workdir, "confusion.png"), panels, cfg.class_names,
+             f"target {cfg.eval_split}")
+  drawn.append(("confusion.png", f"confusion matrix of each stage's model on the target "
                                  f"{cfg.eval_split} split"))
   if importlib.util.find_spec("sklearn") is None:
     log("[report] no t-SNE picture (scikit-learn is not installed); pip install scikit-learn")
     return drawn
+  last = finished[-1]
   # A method of one stage (the oracle, CoGAN) has no "before": its one stage is the picture.
   rows = ([("before adaptation", finished[0]), (f"after ({last.stage.label})", last)]
           if len(finished) > 1 else [(last.stage.label, last)])
@@ -148,25 +154,33 @@ def _curves(path, history: dict[str, list[dict[str, float]]]) -> None:
   _save(fig, path)
 
 
-def _confusion(path, labels, predicted, class_names, title) -> None:
+def confusion_counts(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
+  """counts[i, j]: how many images of class i were predicted as class j."""
+  counts = np.zeros((num_classes, num_classes), np.int64)
+  np.add.at(counts, (np.asarray(labels), np.asarray(predicted)), 1)
+  return counts
+
+
+def _confusion(path, panels: list[tuple[str, np.ndarray]], class_names, split: str) -> None:
   import matplotlib.pyplot as plt
   k = len(class_names)
-  counts = np.zeros((k, k), np.int64)
-  np.add.at(counts, (labels, predicted), 1)
-  rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
-  fig, ax = plt.subplots(figsize=(1.5 + 0.5 * k, 1.2 + 0.5 * k))
-  ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-  if k <= 20:
-    for i in range(k):
-      for j in range(k):
-        ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
-                color="white" if rates[i, j] > 0.5 else "black")
-  ax.set_xticks(range(k), class_names, rotation=90 if k > 10 else 0)
-  ax.set_yticks(range(k), class_names)
-  ax.set_xlabel("predicted")
-  ax.set_ylabel("true")
-  ax.set_title(f"{title}: {100 * np.trace(counts) / max(counts.sum(), 1):.2f}% correct")
-  fig.tight_layout()
+  side = 1.5 + 0.5 * k
+  fig, axes = plt.subplots(1, len(panels), figsize=(side * len(panels), side),
+                           squeeze=False, layout="compressed")
+  for ax, (label, counts) in zip(axes[0], panels):
+    rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    if k <= 20:
+      for i in range(k):
+        for j in range(k):
+          ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
+                  color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xticks(range(k), class_names, rotation=90 if k > 10 else 0)
+    ax.set_yticks(range(k), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{label} on {split}: "
+                 f"{100 * np.trace(counts) / max(counts.sum(), 1):.2f}% correct")
   _save(fig, path)
 
 

@@ -1,0 +1,27 @@
+"""The report's confusion matrices: counted right, one panel per stage."""
+import numpy as np
+from PIL import Image
+
+from adda_jax import report
+
+
+def test_confusion_counts_rows_are_true_classes_and_columns_predictions():
+  labels = np.array([0, 0, 1, 2, 2, 2])
+  predicted = np.array([0, 1, 1, 2, 0, 2])
+  np.testing.assert_array_equal(report.confusion_counts(labels, predicted, 3),
+                                [[1, 1, 0], [0, 1, 0], [1, 0, 2]])
+
+
+def test_confusion_picture_has_one_panel_per_stage(tmp_path):
+  names = [str(k) for k in range(10)]
+  rng = np.random.default_rng(0)
+  labels = rng.integers(0, 10, 200)
+  counts = report.confusion_counts(labels, labels, 10)
+  sizes = {}
+  for stages in (1, 3):
+    path = str(tmp_path / f"{stages}.png")
+    report._confusion(path, [(f"stage {i}", counts) for i in range(stages)], names, "test")
+    with Image.open(path) as image:
+      sizes[stages] = image.size
+  assert sizes[3][1] == sizes[1][1]
+  np.testing.assert_allclose(sizes[3][0], 3 * sizes[1][0], rtol=0.02)
