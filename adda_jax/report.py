@@ -99,6 +99,11 @@ def _sample(count: int, seed: int) -> np.ndarray:
   return np.sort(rng.permutation(count)[:TSNE_POINTS])
 
 
+def tsne_perplexity(points: int) -> float:
+  """scikit-learn's default of 30, lowered for small draws (it must stay under the count)."""
+  return min(30.0, (points - 1) / 3)
+
+
 def _tsne(path, nets, pair, rows, class_names, seed) -> None:
   import matplotlib.pyplot as plt
   from sklearn.manifold import TSNE
@@ -113,9 +118,8 @@ def _tsne(path, nets, pair, rows, class_names, seed) -> None:
     encoder_s, encoder_t = done.stage.encoders(done.state, done.frozen)
     features = np.concatenate([_features(encode, encoder_s, xs),
                                _features(encode, encoder_t, xt)])
-    perplexity = min(30.0, (len(features) - 1) / 3)
-    points = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(
-        features.astype(np.float64))
+    points = TSNE(2, perplexity=tsne_perplexity(len(features)), init="pca",
+                  random_state=seed).fit_transform(features.astype(np.float64))
     ps, pt = points[:len(xs)], points[len(xs):]
     by_domain.scatter(*ps.T, s=4, c="tab:blue", label="source", alpha=0.6)
     by_domain.scatter(*pt.T, s=4, c="tab:red", label="target", alpha=0.6)

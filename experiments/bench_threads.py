@@ -40,6 +40,7 @@ def time_pieces(features: int, tsne_points: int, repeats: int) -> dict[str, floa
   from sklearn.manifold import TSNE
 
   from adda_jax import validators
+  from adda_jax.report import tsne_perplexity
   rng = np.random.default_rng(0)
   source, target, held_out = (jnp.asarray(rng.normal(size=(n, features)) + shift, jnp.float32)
                               for n, shift in ((1000, 0.0), (1000, 0.3), (1000, 0.0)))
@@ -49,8 +50,8 @@ def time_pieces(features: int, tsne_points: int, repeats: int) -> dict[str, floa
             "domain_weights": lambda: validators.domain_weights(source, target, held_out)}
   for piece in jitted.values():
     jax.block_until_ready(piece())  # Compile first.
-  perplexity = min(30.0, (tsne_points - 1) / 3)  # As the report sets it (adda_jax/report.py).
-  tsne = lambda: TSNE(2, perplexity=perplexity, init="pca", random_state=0).fit_transform(points)
+  tsne = lambda: TSNE(2, perplexity=tsne_perplexity(tsne_points), init="pca",
+                      random_state=0).fit_transform(points)
   medians = {}
   # The t-SNE takes seconds, not milliseconds: once is enough.
   for name, piece, runs in [*((n, p, repeats) for n, p in jitted.items()), ("tsne", tsne, 1)]:
