@@ -113,5 +113,8 @@ def test_input_norm_flag_and_recipe():
   inorm = cli.config_from_args(parser.parse_args(["--pair", "mnist_mnistm", "--recipe",
                                                   "adda_selftrain_zoom_inorm"]))
   assert inorm == zoom.replace(input_norm="instance")
+  im = cli.config_from_args(parser.parse_args(["--pair", "mnist_mnistm", "--recipe",
+                                               "adda_selftrain_zoom_inorm_im"]))
+  assert im == inorm.replace(self_train_im_weight=1.0)
   with pytest.raises(UserError, match="unknown input_norm 'batch'; choose one of none, instance"):
     cfg.replace(input_norm="batch").validate()

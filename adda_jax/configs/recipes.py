@@ -32,6 +32,10 @@ RECIPES: dict[str, dict[str, Any]] = {
 # release does by default (docs/recipe.md: written after the zoom preset's MNIST-M seed 0).
 RECIPES["adda_selftrain_zoom_inorm"] = {**RECIPES["adda_selftrain_zoom"],
                                         "input_norm": "instance"}
+# The third preset with SHOT's information maximisation on stage 3's target batch (unit
+# weight), against predictions gathering in one class (docs/recipe.md).
+RECIPES["adda_selftrain_zoom_inorm_im"] = {**RECIPES["adda_selftrain_zoom_inorm"],
+                                           "self_train_im_weight": 1.0}
 
 
 def apply_recipe(cfg: Config, name: str) -> Config:
