@@ -10,7 +10,9 @@
 - confusion.png: each stage's final model's confusion matrix on the target eval split, side
   by side: which classes adaptation (and each stage after it) fixed or broke.
 - report.md: the config fields the method reads, the accuracies and stage times (the
-  summary's own numbers), the checkpoints, and the pictures.
+  summary's own numbers), each stage's largest and smallest predicted class on the target
+  (read without a target label: the one check here a user without target labels can make),
+  the checkpoints, and the pictures.
 
 Target labels appear here only to draw and measure, after training: nothing is chosen by them.
 """
@@ -47,18 +49,24 @@ class FinishedStage:
 def write(workdir: str, cfg: Config, summary: dict[str, Any], nets: Networks, pair: PairData,
           finished: list[FinishedStage], pictures: bool, log: Callable[[str], None]) -> str:
   """Draws the pictures (unless `pictures` is false) and writes report.md; returns its path."""
+  predict = steps.make_predict(nets)
+  predicted = [predictions(predict, *done.stage.predictor(done.state, done.frozen),
+                           pair.target_eval[0]) for done in finished]
   drawn: list[tuple[str, str]] = []
   if pictures:
-    drawn = _pictures(workdir, cfg, nets, pair, finished, log)
+    drawn = _pictures(workdir, cfg, nets, pair, finished, predicted, log)
+  shares = [("source training labels", class_shares(pair.source_train[1], len(cfg.class_names)))]
+  shares += [(done.stage.label, class_shares(p, len(cfg.class_names)))
+             for done, p in zip(finished, predicted)]
   path = os.path.join(workdir, REPORT_FILE)
   with open(path + ".tmp", "w") as f:
-    f.write(_markdown(workdir, cfg, summary, finished, drawn))
+    f.write(_markdown(workdir, cfg, summary, finished, shares, drawn))
   os.replace(path + ".tmp", path)
   log(f"[report] {path}" + (f" with {', '.join(name for name, _ in drawn)}" if drawn else ""))
   return path
 
 
-def _pictures(workdir, cfg, nets, pair, finished, log) -> list[tuple[str, str]]:
+def _pictures(workdir, cfg, nets, pair, finished, predicted, log) -> list[tuple[str, str]]:
   import matplotlib
   matplotlib.use("Agg")
   drawn = []
@@ -66,13 +74,8 @@ def _pictures(workdir, cfg, nets, pair, finished, log) -> list[tuple[str, str]]:
   if history:
     _curves(os.path.join(workdir, "curves.png"), history)
     drawn.append(("curves.png", "training curves: every logged metric by step"))
-  predict = steps.make_predict(nets)
-  panels = []
-  for done in finished:
-    encoder, classifier = done.stage.predictor(done.state, done.frozen)
-    panels.append((done.stage.label, confusion_counts(
-        pair.target_eval[1], predictions(predict, encoder, classifier, pair.target_eval[0]),
-        len(cfg.class_names))))
+  panels = [(done.stage.label, confusion_counts(pair.target_eval[1], p, len(cfg.class_names)))
+            for done, p in zip(finished, predicted)]
   _confusion(os.path.join(workdir, "confusion.png"), panels, cfg.class_names,
              f"target {cfg.eval_split}")
   drawn.append(("confusion.png", f"confusion matrix of each stage's model on the target "
@@ -165,6 +168,11 @@ def confusion_counts(labels: np.ndarray, predicted: np.ndarray, num_classes: int
   return counts
 
 
+def class_shares(labels: np.ndarray, num_classes: int) -> np.ndarray:
+  """shares[j]: the fraction of `labels` (true or predicted) that are class j."""
+  return np.bincount(np.asarray(labels), minlength=num_classes) / max(len(labels), 1)
+
+
 def _confusion(path, panels: list[tuple[str, np.ndarray]], class_names, split: str) -> None:
   import matplotlib.pyplot as plt
   k = len(class_names)
@@ -195,7 +203,7 @@ def _save(fig, path: str) -> None:
   plt.close(fig)
 
 
-def _markdown(workdir, cfg, summary, finished, drawn) -> str:
+def _markdown(workdir, cfg, summary, finished, shares, drawn) -> str:
   method_fields = sorted(cfg.stage_fields())
   lines = [f"# {cfg.source} -> {cfg.target}: {cfg.method}, seed {cfg.seed}", "",
            f"Commit {summary['commit']}, device {summary['device']}. Repeat or vary it with "
@@ -218,6 +226,17 @@ def _markdown(workdir, cfg, summary, finished, drawn) -> str:
                  f"{'unknown' if seconds is None else f'{seconds:.1f} s'} | "
                  f"{summary.get(f'{name}_commit')} | {name}/ (steps "
                  f"{', '.join(map(str, saved)) or 'none'}) |")
+  lines += ["", f"## Predicted classes on the target {cfg.eval_split} split (no target label "
+            f"read)", "",
+            "A class that takes a much larger share of the target than of the source can be a "
+            "sink: adaptation mapping target images of many classes onto one source class. The "
+            "target's own class sizes are unknown and may differ from the source's, so this is "
+            "a thing to look at, not a test.", "",
+            "| | largest share | smallest share |", "|---|---|---|"]
+  for label, share in shares:
+    top, bottom = int(np.argmax(share)), int(np.argmin(share))
+    lines.append(f"| {label} | {cfg.class_names[top]}: {100 * share[top]:.1f}% | "
+                 f"{cfg.class_names[bottom]}: {100 * share[bottom]:.1f}% |")
   if summary.get("discriminator_collapse"):
     lines += ["", f"**Discriminator collapse reported:** {summary['discriminator_collapse']}"]
   lines += ["", "## Config (the fields this method reads)", "", "| field | value |", "|---|---|"]

@@ -2,6 +2,7 @@
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -160,6 +161,9 @@ def test_folder_run_end_to_end_then_repeated_from_its_config(tmp_path, two_domai
     assert f"| {label} | {100 * summary[label + '_accuracy']:.2f}% |" in report
   assert f"| pretrain | 6 | {summary['pretrain_seconds']:.1f} s |" in report
   assert "![t-SNE" in report
+  assert "## Predicted classes on the target test split (no target label read)" in report
+  assert re.search(r"\| source training labels \| \w+: \d+\.\d% \| \w+: \d+\.\d% \|", report)
+  assert re.search(r"\| adda \| \w+: \d+\.\d% \|", report)
   # The saved config repeats the run; flags override it and reach the training code.
   again = str(tmp_path / "again")
   rerun = subprocess.run([sys.executable, "experiments/run.py", "--config",

@@ -1,4 +1,5 @@
-"""The report's confusion matrices: counted right, one panel per stage."""
+"""The report's class counts: confusion matrices counted right, one panel per stage, and the
+label-free class shares."""
 import numpy as np
 from PIL import Image
 
@@ -25,3 +26,8 @@ def test_confusion_picture_has_one_panel_per_stage(tmp_path):
       sizes[stages] = image.size
   assert sizes[3][1] == sizes[1][1]
   np.testing.assert_allclose(sizes[3][0], 3 * sizes[1][0], rtol=0.02)
+
+
+def test_class_shares_count_every_class_even_absent_ones():
+  np.testing.assert_allclose(report.class_shares(np.array([2, 2, 0, 2]), 4),
+                             [0.25, 0.0, 0.75, 0.0])
