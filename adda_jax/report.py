@@ -26,12 +26,11 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from adda_jax import metrics, steps
+from adda_jax import metrics
 from adda_jax.config import Config
 from adda_jax.data.pairs import PairData
 from adda_jax.methods.base import Stage
 from adda_jax.models import Networks
-from adda_jax.runner import predictions
 
 REPORT_FILE = "report.md"
 PICTURES = ("tsne.png", "curves.png", "confusion.png")
@@ -44,20 +43,18 @@ class FinishedStage:
   stage: Stage
   state: Any
   frozen: Any
+  predicted: np.ndarray  # Its classes for the target eval split, from measuring its accuracy.
 
 
 def write(workdir: str, cfg: Config, summary: dict[str, Any], nets: Networks, pair: PairData,
           finished: list[FinishedStage], pictures: bool, log: Callable[[str], None]) -> str:
   """Draws the pictures (unless `pictures` is false) and writes report.md; returns its path."""
-  predict = steps.make_predict(nets)
-  predicted = [predictions(predict, *done.stage.predictor(done.state, done.frozen),
-                           pair.target_eval[0]) for done in finished]
   drawn: list[tuple[str, str]] = []
   if pictures:
-    drawn = _pictures(workdir, cfg, nets, pair, finished, predicted, log)
+    drawn = _pictures(workdir, cfg, nets, pair, finished, log)
   shares = [("source training labels", class_shares(pair.source_train[1], len(cfg.class_names)))]
-  shares += [(done.stage.label, class_shares(p, len(cfg.class_names)))
-             for done, p in zip(finished, predicted)]
+  shares += [(done.stage.label, class_shares(done.predicted, len(cfg.class_names)))
+             for done in finished]
   path = os.path.join(workdir, REPORT_FILE)
   with open(path + ".tmp", "w") as f:
     f.write(_markdown(workdir, cfg, summary, finished, shares, drawn))
@@ -66,7 +63,7 @@ def write(workdir: str, cfg: Config, summary: dict[str, Any], nets: Networks, pa
   return path
 
 
-def _pictures(workdir, cfg, nets, pair, finished, predicted, log) -> list[tuple[str, str]]:
+def _pictures(workdir, cfg, nets, pair, finished, log) -> list[tuple[str, str]]:
   import matplotlib
   matplotlib.use("Agg")
   drawn = []
@@ -74,8 +71,8 @@ def _pictures(workdir, cfg, nets, pair, finished, predicted, log) -> list[tuple[
   if history:
     _curves(os.path.join(workdir, "curves.png"), history)
     drawn.append(("curves.png", "training curves: every logged metric by step"))
-  panels = [(done.stage.label, confusion_counts(pair.target_eval[1], p, len(cfg.class_names)))
-            for done, p in zip(finished, predicted)]
+  panels = [(done.stage.label, confusion_counts(pair.target_eval[1], done.predicted,
+                                                len(cfg.class_names))) for done in finished]
   _confusion(os.path.join(workdir, "confusion.png"), panels, cfg.class_names,
              f"target {cfg.eval_split}")
   drawn.append(("confusion.png", f"confusion matrix of each stage's model on the target "

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from adda_jax import hosts, losses, report, steps, storage, validators
 from adda_jax.config import Config
@@ -31,7 +32,7 @@ from adda_jax.progress import Progress
 from adda_jax.results import device_name, git_commit
 from adda_jax.checkpoint import abstract_like
 from adda_jax.runner import (SELECTED_SUFFIX, CollapseWatch, Placement, StageRunner,
-                             accuracy)
+                             accuracy, predictions)
 from adda_jax.workdir import (CONFIG_FILE, LOCK_FILE, SUMMARY_FILE, check_workdir,
                               claim_workdir, finished_pretraining, read_config,
                               reuse_pretraining)
@@ -208,12 +209,13 @@ class RunRecorder:
     model on the target eval split."""
     summary = self.summary
     summary[f"{stage.name}_history"] = history
-    self.finished.append(report.FinishedStage(stage, state, frozen))
     summary[f"{stage.name}_seconds"], summary[f"{stage.name}_commit"] = (record.train_seconds,
                                                                         record.commit)
     if stage.name in self._watches:
       summary["discriminator_collapse"] = self._watches[stage.name].events
-    _measure(summary, stage, predict, state, frozen, pair, self.cfg.eval_split, self.log)
+    predicted = _measure(summary, stage, predict, state, frozen, pair, self.cfg.eval_split,
+                         self.log)
+    self.finished.append(report.FinishedStage(stage, state, frozen, predicted))
 
   def record_selection(self, stage: Stage, runner: StageRunner, state, frozen, predict,
                        pair: PairData) -> None:
@@ -301,11 +303,15 @@ def device_datasets(pair: PairData, placement: Placement, stages: list[Stage]
 
 
 def _measure(summary: dict[str, Any], stage: Stage, predict, state, frozen, pair: PairData,
-             eval_split: str, log: Log) -> None:
-  """The stage's model's accuracy on the target eval split, into the summary and the log."""
-  value = accuracy(predict, *stage.predictor(state, frozen), *pair.target_eval)
+             eval_split: str, log: Log) -> np.ndarray:
+  """The stage's model's accuracy on the target eval split, into the summary and the log;
+  returns its predictions there, for the report."""
+  images, labels = pair.target_eval
+  predicted = predictions(predict, *stage.predictor(state, frozen), images)
+  value = int((predicted == labels).sum()) / len(images)
   summary[f"{stage.label}_accuracy"] = value
   log(f"[eval] {stage.label}: {100 * value:.2f}% on target {eval_split}")
+  return predicted
 
 
 def _training_device(workdir: str) -> str:
@@ -350,10 +356,10 @@ def evaluate_workdir(workdir: str, data: DataSource, eval_split: str | None = No
     state, record = runner.restore_final(stage, index, earlier)
     frozen = stage.frozen(earlier)
     earlier[stage.name] = state
-    finished.append(report.FinishedStage(stage, state, frozen))
     summary[f"{stage.name}_seconds"], summary[f"{stage.name}_commit"] = (record.train_seconds,
                                                                         record.commit)
-    _measure(summary, stage, predict, state, frozen, pair, cfg.eval_split, log)
+    predicted = _measure(summary, stage, predict, state, frozen, pair, cfg.eval_split, log)
+    finished.append(report.FinishedStage(stage, state, frozen, predicted))
   if write_report:  # The run's own summary where it has one: its times and collapse notes.
     report.write(workdir, cfg, _saved_summary(workdir) or summary, networks_for(cfg), pair,
                  finished, True, log)
