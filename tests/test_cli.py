@@ -116,5 +116,8 @@ def test_input_norm_flag_and_recipe():
   im = cli.config_from_args(parser.parse_args(["--pair", "mnist_mnistm", "--recipe",
                                                "adda_selftrain_zoom_inorm_im"]))
   assert im == inorm.replace(self_train_im_weight=1.0)
+  im_adapt = cli.config_from_args(parser.parse_args(["--pair", "mnist_mnistm", "--recipe",
+                                                     "adda_selftrain_zoom_inorm_im_adapt"]))
+  assert im_adapt == im.replace(target_im_weight=1.0)
   with pytest.raises(UserError, match="unknown input_norm 'batch'; choose one of none, instance"):
     cfg.replace(input_norm="batch").validate()

@@ -36,6 +36,10 @@ RECIPES["adda_selftrain_zoom_inorm"] = {**RECIPES["adda_selftrain_zoom"],
 # weight), against predictions gathering in one class (docs/recipe.md).
 RECIPES["adda_selftrain_zoom_inorm_im"] = {**RECIPES["adda_selftrain_zoom_inorm"],
                                            "self_train_im_weight": 1.0}
+# The fourth preset with the same IM term on ADDA's target encoder in stage 2 as well, where
+# the fourth preset's MNIST-M sinks formed and its stage-3 term left them (docs/recipe.md).
+RECIPES["adda_selftrain_zoom_inorm_im_adapt"] = {**RECIPES["adda_selftrain_zoom_inorm_im"],
+                                                 "target_im_weight": 1.0}
 
 
 def apply_recipe(cfg: Config, name: str) -> Config:
