@@ -165,6 +165,12 @@ def confusion_counts(labels: np.ndarray, predicted: np.ndarray, num_classes: int
   return counts
 
 
+def evens_shares(cfg) -> bool:
+  """Whether a stage of this run trained with a term that evens the predicted class shares
+  (information maximisation), so that the report's shares can no longer show a sink."""
+  return bool(cfg.target_im_weight or (cfg.self_train_steps and cfg.self_train_im_weight))
+
+
 def class_shares(labels: np.ndarray, num_classes: int) -> np.ndarray:
   """shares[j]: the fraction of `labels` (true or predicted) that are class j."""
   return np.bincount(np.asarray(labels), minlength=num_classes) / max(len(labels), 1)
@@ -234,6 +240,10 @@ def _markdown(workdir, cfg, summary, finished, shares, drawn) -> str:
     top, bottom = int(np.argmax(share)), int(np.argmin(share))
     lines.append(f"| {label} | {cfg.class_names[top]}: {100 * share[top]:.1f}% | "
                  f"{cfg.class_names[bottom]}: {100 * share[bottom]:.1f}% |")
+  if evens_shares(cfg):
+    lines += ["", "This run trained with information maximisation, whose diversity term pulls "
+              "the predicted shares towards even: even shares here do not rule a sink out "
+              "(docs/results.md, the fifth preset)."]
   if summary.get("discriminator_collapse"):
     lines += ["", f"**Discriminator collapse reported:** {summary['discriminator_collapse']}"]
   lines += ["", "## Config (the fields this method reads)", "", "| field | value |", "|---|---|"]

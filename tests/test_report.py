@@ -31,3 +31,12 @@ def test_confusion_picture_has_one_panel_per_stage(tmp_path):
 def test_class_shares_count_every_class_even_absent_ones():
   np.testing.assert_allclose(report.class_shares(np.array([2, 2, 0, 2]), 4),
                              [0.25, 0.0, 0.75, 0.0])
+
+
+def test_runs_trained_with_information_maximisation_are_flagged():
+  from tests.test_train import tiny
+  plain = tiny(method="adda")
+  assert not report.evens_shares(plain)
+  assert report.evens_shares(plain.replace(target_im_weight=1.0))
+  assert report.evens_shares(plain.replace(self_train_steps=10, self_train_im_weight=1.0))
+  assert not report.evens_shares(plain.replace(self_train_steps=0, self_train_im_weight=1.0))
