@@ -166,8 +166,8 @@ def confusion_counts(labels: np.ndarray, predicted: np.ndarray, num_classes: int
 
 
 def evens_shares(cfg) -> bool:
-  """Whether a stage of this run trained with a term that evens the predicted class shares
-  (information maximisation), so that the report's shares can no longer show a sink."""
+  """Whether a stage of this run trained with information maximisation, whose diversity term
+  pulls the predicted class shares towards even: then even shares no longer rule a sink out."""
   return bool(cfg.target_im_weight or (cfg.self_train_steps and cfg.self_train_im_weight))
 
 

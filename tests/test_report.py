@@ -4,6 +4,7 @@ import numpy as np
 from PIL import Image
 
 from adda_jax import report
+from tests.test_train import tiny
 
 
 def test_confusion_counts_rows_are_true_classes_and_columns_predictions():
@@ -34,7 +35,6 @@ def test_class_shares_count_every_class_even_absent_ones():
 
 
 def test_runs_trained_with_information_maximisation_are_flagged():
-  from tests.test_train import tiny
   plain = tiny(method="adda")
   assert not report.evens_shares(plain)
   assert report.evens_shares(plain.replace(target_im_weight=1.0))
