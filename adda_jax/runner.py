@@ -274,10 +274,15 @@ def predictions(predict, encoder: Any, classifier: Any, images: np.ndarray) -> n
   return np.concatenate(out) if out else np.zeros(0, np.int32)
 
 
+def share_correct(predicted: np.ndarray, labels: np.ndarray) -> float:
+  """Top-1 accuracy of predicted classes."""
+  return int((predicted == labels).sum()) / len(labels)
+
+
 def accuracy(predict, encoder: Any, classifier: Any, images: np.ndarray,
              labels: np.ndarray) -> float:
   """Top-1 accuracy."""
-  return int((predictions(predict, encoder, classifier, images) == labels).sum()) / len(images)
+  return share_correct(predictions(predict, encoder, classifier, images), labels)
 
 
 @dataclasses.dataclass

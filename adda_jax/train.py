@@ -32,7 +32,7 @@ from adda_jax.progress import Progress
 from adda_jax.results import device_name, git_commit
 from adda_jax.checkpoint import abstract_like
 from adda_jax.runner import (SELECTED_SUFFIX, CollapseWatch, Placement, StageRunner,
-                             accuracy, predictions)
+                             accuracy, predictions, share_correct)
 from adda_jax.workdir import (CONFIG_FILE, LOCK_FILE, SUMMARY_FILE, check_workdir,
                               claim_workdir, finished_pretraining, read_config,
                               reuse_pretraining)
@@ -308,7 +308,7 @@ def _measure(summary: dict[str, Any], stage: Stage, predict, state, frozen, pair
   returns its predictions there, for the report."""
   images, labels = pair.target_eval
   predicted = predictions(predict, *stage.predictor(state, frozen), images)
-  value = int((predicted == labels).sum()) / len(images)
+  value = share_correct(predicted, labels)
   summary[f"{stage.label}_accuracy"] = value
   log(f"[eval] {stage.label}: {100 * value:.2f}% on target {eval_split}")
   return predicted
