@@ -105,8 +105,10 @@ def test_each_step_lowers_its_own_objective(variant):
   """Repeated steps on one toy batch lower the stage's main training loss: the supervised
   loss, ADDA's mapping loss (its encoder's only objective), DDC's MMD, and the source loss of
   the joint adversarial methods (their domain terms are a game: confusion starts at its
-  minimum, D's and the encoder's losses trade places)."""
+  minimum, D's and the encoder's losses trade places). A step also returns its state in the
+  types it took (no weak types or dtypes that drift), so a run compiles its step once."""
   stage, state, earlier = build(variant)
+  types = jax.tree.map(jax.typeof, state)
   frozen = stage.frozen(earlier)
   batches = stage_batches(stage, frozen)
   step = jax.jit(stage.step)
@@ -119,6 +121,7 @@ def test_each_step_lowers_its_own_objective(variant):
     state, metrics = step(state, frozen, batches, jax.random.key(0))
     first = float(metrics[objective]) if first is None else first
   assert int(state["step"]) == 15
+  assert jax.tree.map(jax.typeof, state) == types
   assert float(metrics[objective]) < first, (objective, first, float(metrics[objective]))
 
 

@@ -77,7 +77,7 @@ def _batch_norm(x: jax.Array) -> jax.Array:
 
 class PReLU(nnx.Module):
   def __init__(self):
-    self.slope = nnx.Param(jnp.full((), 0.25))
+    self.slope = nnx.Param(jnp.full((), 0.25, jnp.float32))
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return jnp.where(x >= 0, x, self.slope[...] * x)
