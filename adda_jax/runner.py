@@ -18,11 +18,12 @@ import time
 from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from adda_jax import hosts, steps
-from adda_jax.checkpoint import StageCheckpoints, abstract_like
+from adda_jax.checkpoint import StageCheckpoints
 from adda_jax.config import Config
 from adda_jax.errors import UserError
 from adda_jax.methods.base import DATA, Stage
@@ -300,6 +301,14 @@ class StageRunner:
   def initial_state(self, stage: Stage, index: int, earlier: Mapping[str, Any]) -> Any:
     return stage.init(stage_keys(self.cfg.seed, index)[0], earlier)
 
+  def restore_target(self, stage: Stage, index: int, earlier: Mapping[str, Any]) -> Any:
+    """The layout a checkpoint of `stage` restores into: the initial state's shapes and
+    dtypes, traced rather than computed (initialising costs compilations and seconds that a
+    restore would throw away), on the device a fresh state would start on."""
+    device = jnp.zeros(()).sharding
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device),
+                        jax.eval_shape(lambda: self.initial_state(stage, index, earlier)))
+
   def restore_final(self, stage: Stage, index: int, earlier: Mapping[str, Any]
                     ) -> tuple[Any, StageRecord]:
     """The finished stage's state and record; a UserError if the stage has not finished or
@@ -310,19 +319,18 @@ class StageRunner:
                       f"step {checkpoints.latest_step()}, need {stage.num_steps}); run "
                       f"experiments/run.py first")
     check_stage_config(self.cfg, stage, checkpoints, stage.num_steps)
-    init = self.initial_state(stage, index, earlier)
-    state, _, saved = checkpoints.restore(stage.num_steps, abstract_like(init))
+    state, _, saved = checkpoints.restore(stage.num_steps,
+                                          self.restore_target(stage, index, earlier))
     return state, StageRecord.from_checkpoint(saved)
 
   def start(self, stage: Stage, index: int, earlier: Mapping[str, Any], log: Log
             ) -> tuple[Any, StageRecord]:
     """The stage's state to train from (its newest checkpoint, or `init`) and its record."""
     checkpoints = self.checkpoints(stage)
-    init = self.initial_state(stage, index, earlier)
     latest = checkpoints.latest_step()
     if latest is None:
-      return init, StageRecord(0.0, "")
-    state, _, saved = checkpoints.restore(latest, abstract_like(init))
+      return self.initial_state(stage, index, earlier), StageRecord(0.0, "")
+    state, _, saved = checkpoints.restore(latest, self.restore_target(stage, index, earlier))
     log(f"[{stage.name}] resuming from the checkpoint at step {latest}")
     return state, StageRecord.from_checkpoint(saved)
 
