@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -27,12 +28,7 @@ def cli_run(raw_dir, workdir, *extra):
           "--checkpoint-every", "20", *extra]
 
 
-def test_sigkill_mid_stage_then_resume_equals_uninterrupted(raw_dir, tmp_path):
-  straight = str(tmp_path / "straight")
-  done = subprocess.run(cli_run(raw_dir, straight), cwd=ROOT, capture_output=True, text=True,
-                        timeout=300)
-  assert done.returncode == 0, done.stderr[-2000:]
-
+def test_sigkill_mid_stage_then_resume_equals_uninterrupted(raw_dir, finished_run, tmp_path):
   killed = str(tmp_path / "killed")
   proc = subprocess.Popen(cli_run(raw_dir, killed), cwd=ROOT, stdout=subprocess.PIPE,
                           stderr=subprocess.DEVNULL, text=True)
@@ -51,10 +47,11 @@ def test_sigkill_mid_stage_then_resume_equals_uninterrupted(raw_dir, tmp_path):
   assert "[adapt] resuming from the checkpoint at step 40" in resumed.stdout
   assert "[pretrain] step" not in resumed.stdout  # the finished stage was not redone
   last = lambda out: [l for l in out.splitlines() if l.startswith("[eval] adda")][-1]
-  assert last(resumed.stdout) == last(done.stdout)
+  assert last(resumed.stdout) == last(finished_run.stdout)
   from tests.test_methods import checkpoint_arrays
   for a, b in zip(checkpoint_arrays(os.path.join(killed, "adapt", "120")),
-                  checkpoint_arrays(os.path.join(straight, "adapt", "120")), strict=True):
+                  checkpoint_arrays(os.path.join(finished_run.workdir, "adapt", "120")),
+                  strict=True):
     np.testing.assert_array_equal(a, b)
 
 
@@ -130,13 +127,19 @@ def test_ctrl_c_at_any_moment_is_one_line(raw_dir, tmp_path, delay):
                                 "checkpoint\n")
 
 
+class FinishedRun(NamedTuple):
+  workdir: str
+  stdout: str
+
+
 @pytest.fixture(scope="module")
-def finished_run(raw_dir, tmp_path_factory):
+def finished_run(raw_dir, tmp_path_factory) -> FinishedRun:
+  """`cli_run` trained straight through, once per module (tests that change it copy it)."""
   workdir = str(tmp_path_factory.mktemp("finished") / "run")
   done = subprocess.run(cli_run(raw_dir, workdir), cwd=ROOT, capture_output=True, text=True,
                         timeout=300)
   assert done.returncode == 0, done.stderr[-2000:]
-  return workdir
+  return FinishedRun(workdir, done.stdout)
 
 
 def evaluate_cli(raw_dir, workdir, *extra):
@@ -146,9 +149,9 @@ def evaluate_cli(raw_dir, workdir, *extra):
 
 
 def test_resume_and_evaluate_print_no_library_warnings(raw_dir, finished_run):
-  resumed = subprocess.run(cli_run(raw_dir, finished_run), cwd=ROOT, capture_output=True,
-                           text=True, timeout=300)
-  evaluated = evaluate_cli(raw_dir, finished_run)
+  resumed = subprocess.run(cli_run(raw_dir, finished_run.workdir), cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+  evaluated = evaluate_cli(raw_dir, finished_run.workdir)
   assert (resumed.returncode, evaluated.returncode) == (0, 0)
   assert resumed.stderr == "" and evaluated.stderr == ""
   assert not [l for l in resumed.stdout.splitlines() + evaluated.stdout.splitlines()
@@ -159,7 +162,7 @@ def test_evaluate_writes_rows_without_a_summary(raw_dir, finished_run, tmp_path)
   """A kill after the last checkpoint leaves no summary.json: the rows come from the
   checkpoints' own records."""
   workdir = str(tmp_path / "copy")
-  shutil.copytree(finished_run, workdir)
+  shutil.copytree(finished_run.workdir, workdir)
   with open(os.path.join(workdir, "summary.json")) as f:
     summary = json.load(f)
   os.remove(os.path.join(workdir, "summary.json"))
@@ -175,7 +178,7 @@ def test_evaluate_writes_rows_without_a_summary(raw_dir, finished_run, tmp_path)
 
 def test_evaluate_refuses_a_wrongly_typed_config(raw_dir, finished_run, tmp_path):
   workdir = str(tmp_path / "copy")
-  shutil.copytree(finished_run, workdir)
+  shutil.copytree(finished_run.workdir, workdir)
   path = os.path.join(workdir, "config.json")
   with open(path) as f:
     config = json.load(f)
@@ -189,7 +192,7 @@ def test_evaluate_refuses_a_wrongly_typed_config(raw_dir, finished_run, tmp_path
 
 def test_checkpoint_whose_data_cannot_be_read_is_one_line(raw_dir, finished_run, tmp_path):
   workdir = str(tmp_path / "copy")
-  shutil.copytree(finished_run, workdir)
+  shutil.copytree(finished_run.workdir, workdir)
   shutil.rmtree(os.path.join(workdir, "adapt", "120", "state", "ocdbt.process_0"))
   result = evaluate_cli(raw_dir, workdir)
   assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr[-3000:]
