@@ -17,9 +17,10 @@ import shutil
 import sys
 import tempfile
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 from adda_jax.errors import UserError
@@ -177,3 +178,11 @@ def _describe(entry: tuple[tuple[int, ...], str] | None) -> str:
 def abstract_like(state: Any) -> Any:
   """Shape/dtype/sharding placeholders for restoring into the layout of `state`."""
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+
+
+def abstract_of(make_state: Callable[[], Any]) -> Any:
+  """`abstract_like(make_state())` without computing it: the layout traced, on the device a
+  new array starts on (building a state to read its layout costs compilations and seconds)."""
+  device = jnp.zeros(()).sharding
+  return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device),
+                      jax.eval_shape(make_state))

@@ -18,12 +18,11 @@ import time
 from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from adda_jax import hosts, steps
-from adda_jax.checkpoint import StageCheckpoints
+from adda_jax.checkpoint import StageCheckpoints, abstract_of
 from adda_jax.config import Config
 from adda_jax.errors import UserError
 from adda_jax.methods.base import DATA, Stage
@@ -302,12 +301,8 @@ class StageRunner:
     return stage.init(stage_keys(self.cfg.seed, index)[0], earlier)
 
   def restore_target(self, stage: Stage, index: int, earlier: Mapping[str, Any]) -> Any:
-    """The layout a checkpoint of `stage` restores into: the initial state's shapes and
-    dtypes, traced rather than computed (initialising costs compilations and seconds that a
-    restore would throw away), on the device a fresh state would start on."""
-    device = jnp.zeros(()).sharding
-    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device),
-                        jax.eval_shape(lambda: self.initial_state(stage, index, earlier)))
+    """The layout a checkpoint of `stage` restores into: its initial state's, traced."""
+    return abstract_of(lambda: self.initial_state(stage, index, earlier))
 
   def restore_final(self, stage: Stage, index: int, earlier: Mapping[str, Any]
                     ) -> tuple[Any, StageRecord]:

@@ -7,7 +7,7 @@ import pytest
 
 from adda_jax import steps
 from adda_jax.validators import ranked
-from adda_jax.checkpoint import StageCheckpoints, abstract_like
+from adda_jax.checkpoint import StageCheckpoints, abstract_like, abstract_of
 from adda_jax.errors import UserError
 from adda_jax.models import make_networks
 
@@ -26,6 +26,15 @@ def test_round_trip_equal(tmp_path):
   chex.assert_trees_all_close(restored, saved)
   assert config == {"seed": 0}
   assert provenance == {"train_seconds": 1.5, "commit": "abc1234"}
+
+
+def test_traced_layout_is_the_computed_one_and_restores(tmp_path):
+  assert abstract_of(lambda: state(1)) == abstract_like(state(1))
+  ckpt = StageCheckpoints(str(tmp_path / "pretrain"), keep=1)
+  saved = state(0)
+  ckpt.save(1, saved, {"seed": 0}, {})
+  restored, _, _ = ckpt.restore(1, abstract_of(lambda: state(1)))
+  chex.assert_trees_all_close(restored, saved)
 
 
 def test_keeps_only_the_newest(tmp_path):
