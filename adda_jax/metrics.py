@@ -1,65 +1,73 @@
 """Every progress line's metrics, kept: WORKDIR/metrics.jsonl always (one JSON object per
-line: stage, step, metrics), and TensorBoard scalars in WORKDIR/tensorboard/ through CLU's
-`metric_writers` where CLU and TensorFlow import (tags "stage/metric", each stage counting
-its own steps). A host without them (an accelerator host with JAX alone) still has the
-JSON lines. A resumed stage logs its steps after the checkpoint again: readers keep the last
-line of each (stage, step).
+line: stage, step, metrics), and TensorBoard scalars in WORKDIR/tensorboard/ where the
+`tensorboard` package imports (tags "stage/metric", each stage counting its own steps). A host
+without it (an accelerator host with JAX alone) still has the JSON lines. A resumed stage logs
+its steps after the checkpoint again: readers keep the last line of each (stage, step).
 
-TensorFlow takes seconds to import, so the TensorBoard writer is made on a background thread
-while the run loads data and compiles; scalars logged before it is ready wait in a list.
+The event file is written with TensorBoard's own protobufs and record framing, the scalars in
+the form `tf.summary.scalar` gives them, without TensorFlow: importing TensorFlow (which
+CLU's writer did) cost every run about 5 s of CPU at start-up (docs/speed.md).
 """
 from __future__ import annotations
 
 import json
 import os
-import threading
+import socket
+import time
 from typing import Callable
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 
 
+class EventFile:
+  """One TensorBoard event file of scalars: a new file per writer, as TensorFlow's writers
+  make, so a resumed run's events sit beside the first run's."""
+
+  def __init__(self, directory: str):
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.plugins.scalar import summary_v2
+    from tensorboard.summary.writer.record_writer import RecordWriter
+    self._event, self._scalar = event_pb2.Event, summary_v2.scalar_pb
+    os.makedirs(directory, exist_ok=True)
+    name = f"events.out.tfevents.{time.time():.0f}.{socket.gethostname()}.{os.getpid()}.v2"
+    self._records = RecordWriter(open(os.path.join(directory, name), "wb"))
+    self._write(self._event(wall_time=time.time(), file_version="brain.Event:2"))
+
+  def _write(self, event) -> None:
+    self._records.write(event.SerializeToString())
+
+  def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
+    for tag, value in scalars.items():
+      self._write(self._event(wall_time=time.time(), step=step,
+                              summary=self._scalar(tag, float(value))))
+    self._records.flush()  # A killed run keeps every line it logged.
+
+  def close(self) -> None:
+    self._records.close()
+
+
 class MetricsWriter:
   def __init__(self, workdir: str, log: Callable[[str], None]):
     self.path = os.path.join(workdir, METRICS_FILE)
     self._log = log
-    self._tensorboard, self._missing = None, None
-    self._waiting: list[tuple[int, dict[str, float]]] = []
-    self._ready = threading.Thread(target=self._open_tensorboard, args=(workdir,), daemon=True)
-    self._ready.start()
-
-  def _open_tensorboard(self, workdir: str) -> None:
     try:
-      # TensorFlow only writes event files here: its oneDNN rewrites do nothing for that,
-      # and their start-up note (with the C++ logger's own) would only clutter the terminal.
-      os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-      os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-      from clu import metric_writers
-      self._tensorboard = metric_writers.SummaryWriter(os.path.join(workdir, TENSORBOARD_DIR))
-    except Exception as e:  # No CLU or TensorFlow here, or one that does not load: JSON only.
-      self._missing = f"{type(e).__name__}: {e}"
+      self._tensorboard = EventFile(os.path.join(workdir, TENSORBOARD_DIR))
+      self._missing = None
+    except ImportError as e:  # No tensorboard package here: JSON lines only.
+      self._tensorboard, self._missing = None, f"{type(e).__name__}: {e}"
 
   def write(self, stage: str, step: int, metrics: dict[str, float]) -> None:
     with open(self.path, "a") as f:
       f.write(json.dumps({"stage": stage, "step": step, **metrics}) + "\n")
-    self._waiting.append((step, {f"{stage}/{k}": v for k, v in metrics.items()}))
-    if not self._ready.is_alive():
-      self._flush()
-
-  def _flush(self) -> None:
     if self._tensorboard is not None:
-      for step, scalars in self._waiting:
-        self._tensorboard.write_scalars(step, scalars)
-      self._tensorboard.flush()
-    self._waiting.clear()
+      self._tensorboard.write_scalars(step, {f"{stage}/{k}": v for k, v in metrics.items()})
 
   def close(self) -> None:
-    self._ready.join()
     if self._tensorboard is None:
       self._log(f"[metrics] no TensorBoard events on this host ({self._missing}); "
                 f"{self.path} has the metrics")
-    self._flush()
-    if self._tensorboard is not None:
+    else:
       self._tensorboard.close()
 
 
