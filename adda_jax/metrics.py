@@ -25,9 +25,12 @@ class EventFile:
   make, so a resumed run's events sit beside the first run's."""
 
   def __init__(self, directory: str):
-    from tensorboard.compat.proto import event_pb2
-    from tensorboard.plugins.scalar import summary_v2
-    from tensorboard.summary.writer.record_writer import RecordWriter
+    try:
+      from tensorboard.compat.proto import event_pb2
+      from tensorboard.plugins.scalar import summary_v2
+      from tensorboard.summary.writer.record_writer import RecordWriter
+    except Exception as e:  # Not installed, or does not load (a protobuf it does not match).
+      raise ImportError(f"{type(e).__name__}: {e}") from e
     self._event, self._scalar = event_pb2.Event, summary_v2.scalar_pb
     os.makedirs(directory, exist_ok=True)
     name = f"events.out.tfevents.{time.time():.0f}.{socket.gethostname()}.{os.getpid()}.v2"
@@ -54,8 +57,8 @@ class MetricsWriter:
     try:
       self._tensorboard = EventFile(os.path.join(workdir, TENSORBOARD_DIR))
       self._missing = None
-    except ImportError as e:  # No tensorboard package here: JSON lines only.
-      self._tensorboard, self._missing = None, f"{type(e).__name__}: {e}"
+    except ImportError as e:  # No usable tensorboard package here: JSON lines only.
+      self._tensorboard, self._missing = None, str(e)
 
   def write(self, stage: str, step: int, metrics: dict[str, float]) -> None:
     with open(self.path, "a") as f:
