@@ -119,5 +119,12 @@ def test_input_norm_flag_and_recipe():
   im_adapt = cli.config_from_args(parser.parse_args(["--pair", "mnist_mnistm", "--recipe",
                                                      "adda_selftrain_zoom_inorm_im_adapt"]))
   assert im_adapt == im.replace(target_im_weight=1.0)
+  dtn = cli.config_from_args(parser.parse_args(["--pair", "mnist_usps", "--recipe",
+                                                "adda_selftrain_zoom_inorm_im_adapt_dtn"]))
+  assert (dtn.encoder, dtn.image_size, dtn.channels) == ("dtn", 32, 3)
+  mnistm_flags = ["--pair", "mnist_mnistm", "--rgb32", "--encoder", "dtn", "--recipe"]
+  assert (cli.config_from_args(parser.parse_args(mnistm_flags + [
+      "adda_selftrain_zoom_inorm_im_adapt_dtn"])) == cli.config_from_args(parser.parse_args(
+          mnistm_flags + ["adda_selftrain_zoom_inorm_im_adapt"])))  # MNIST-M's runs are shared
   with pytest.raises(UserError, match="unknown input_norm 'batch'; choose one of none, instance"):
     cfg.replace(input_norm="batch").validate()
