@@ -20,7 +20,7 @@
 #                batched matmuls (each capped at VMAP_SECONDS, 150: H200's vmap took 99 s),
 #                then one after another in one process (capped at SEQUENTIAL_SECONDS, 240),
 #                so the three fit one device call (600 s); rows in seeds_STRATEGY.csv
-#   recipe       run.py --recipe RECIPE (adda_selftrain; or adda_selftrain_zoom, _zoom_inorm)
+#   recipe       run.py --recipe RECIPE (adda_selftrain, or any name in configs/recipes.py)
 #                --seeds SEEDS (0-2) on RECIPE_PAIRS (default
 #                mnist_usps usps_mnist mnist_mnistm; MNIST-M as 32x32 RGB with --encoder dtn),
 #                each pair capped at RECIPE_SECONDS (240), then the ablation without ADDA
