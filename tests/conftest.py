@@ -4,6 +4,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import shutil
 import struct
 import tarfile
 import tempfile
@@ -20,7 +21,9 @@ SIZES = {"train": 96, "test": 48}
 # steps, and CLI tests start new processes): JAX's persistent compilation cache, one folder
 # per test session shared by its xdist workers and their subprocesses, compiles each once.
 # A cached executable is the one the compiler would build again, so no result changes.
+# The folder goes when the session ends (`pytest_sessionfinish`), unless the caller named one.
 _SESSION = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
+_OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ  # xdist workers inherit it: False
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                       os.path.join(tempfile.gettempdir(), f"adda_jax_tests_xla_{_SESSION}"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
@@ -30,6 +33,13 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 # worker holds off the cores (a report's t-SNE beside a training run: 49.1 s on two threads,
 # 11.2 s on one; docs/speed.md).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def pytest_sessionfinish(session) -> None:
+  """Removes the session's compilation cache (about 25 MB), once every worker has finished
+  with it: each test session would otherwise leave one more folder in the temp directory."""
+  if _OWN_CACHE and not hasattr(session.config, "workerinput"):
+    shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
 def digit_images(labels: np.ndarray, size: int, channels: int, seed: int) -> np.ndarray:
