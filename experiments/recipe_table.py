@@ -61,11 +61,11 @@ def recipe_of(command: str) -> str | None:
   return words[words.index("--recipe") + 1] if "--recipe" in words[:-1] else None
 
 
-def latest_rows(paths: list[str], by_recipe: bool = False
-                ) -> dict[tuple[str, str | None, str, str], float]:
-  """{(pair, recipe or None, method, seed): accuracy %} over every row of `paths`, in file
-  order; the latest row of a key wins (a rerun replaces its row). Rows are told apart by
-  recipe only `by_recipe` (rows without one: "no recipe")."""
+def read(paths: list[str], by_recipe: bool = False
+         ) -> dict[tuple[str, str | None], dict[str, list[float]]]:
+  """{(pair, recipe or None): {method: [accuracy % per seed]}}, methods in `order`, seeds in
+  file order (the latest row of a (pair, recipe, method, seed) wins: a rerun replaces its
+  row). Rows are told apart by recipe only `by_recipe`."""
   latest = {}
   for path in paths:
     with open(path, newline="") as f:
@@ -73,15 +73,8 @@ def latest_rows(paths: list[str], by_recipe: bool = False
         recipe = (recipe_of(row["command"]) or "no recipe") if by_recipe else None
         key = (row["pair"], recipe, row["method"], row["seed"])
         latest[key] = 100 * float(row["target_accuracy"])
-  return latest
-
-
-def read(paths: list[str], by_recipe: bool = False
-         ) -> dict[tuple[str, str | None], dict[str, list[float]]]:
-  """{(pair, recipe or None): {method: [accuracy % per seed]}}, methods in `order`, seeds in
-  file order, as `latest_rows` keeps them."""
   table: dict[tuple[str, str | None], dict[str, list[float]]] = collections.defaultdict(dict)
-  for (pair, recipe, method, _), value in sorted(latest_rows(paths, by_recipe).items(),
+  for (pair, recipe, method, _), value in sorted(latest.items(),
                                                  key=lambda kv: order(kv[0][2])):
     table[(pair, recipe)].setdefault(method, []).append(value)
   return table
