@@ -114,9 +114,9 @@ def plot(table, path: str) -> None:
     for x, preset in enumerate(presets):
       stages = by_preset.get(preset, {})
       if "adda" in stages:
-        ax.plot(x - 0.15, summary(stages["adda"])[0], "o", mfc="none", mec="gray", ms=7,
-                label=labels.pop("adda", None))
         values.append(summary(stages["adda"])[0])
+        ax.plot(x - 0.15, values[-1], "o", mfc="none", mec="gray", ms=7,
+                label=labels.pop("adda", None))
       if "adda+selftrain" in stages:
         last = stages["adda+selftrain"]
         mean, spread = summary(last)
