@@ -45,8 +45,12 @@ class DigitsConfig(tfds.core.BuilderConfig):
 class AddaDigits(tfds.core.GeneratorBasedBuilder):
   """Digit domains for domain adaptation, prepared from raw files or (USPS) downloaded."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "MNIST, USPS (ESL), SVHN (cropped) and MNIST-M from raw files."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {
+      "1.0.0": "MNIST, USPS (ESL), SVHN (cropped) and MNIST-M from raw files.",
+      "1.1.0": "Images stored as raw uint8 bytes instead of PNG: same arrays, preparation about "
+               "5x faster (PNG encoding was most of it).",
+  }
   BUILDER_CONFIGS = [
       DigitsConfig(name="mnist", image_shape=(28, 28, 1), description="MNIST, from IDX files."),
       DigitsConfig(name="usps", image_shape=(16, 16, 1),
@@ -65,7 +69,11 @@ class AddaDigits(tfds.core.GeneratorBasedBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=self.builder_config.image_shape),
+            # Raw bytes, not `tfds.features.Image`: PNG-encoding every image was most of a first
+            # run's preparation (MNIST: 16-17 s against 3-4 s on this project's 2-core CPU), and
+            # these small images gain little from compression. Reads give the same uint8 arrays.
+            "image": tfds.features.Tensor(shape=self.builder_config.image_shape, dtype=np.uint8,
+                                          encoding=tfds.features.Encoding.BYTES),
             "label": tfds.features.ClassLabel(num_classes=10),
             # Position in the raw files: loading restores this order, so subsets drawn from a
             # TFDS-prepared split equal those drawn from the raw files directly.
