@@ -1,4 +1,6 @@
 """The TFDS path (offline preparation from raw files) against direct raw reading."""
+import tempfile
+
 import numpy as np
 import pytest
 
@@ -16,6 +18,15 @@ def test_tfds_prepared_equals_raw(raw_dir, tmp_path, domain):
   # Prepared once: a second load reads the TFDS files even with the raw folder gone.
   again = loading.load_domain(domain, loading.DataSource("tfds", raw_dir, str(tmp_path)))
   np.testing.assert_array_equal(again["test"][1], direct["test"][1])
+
+
+def test_preparation_leaves_no_temporary_folders(raw_dir, tmp_path, monkeypatch):
+  temp = tmp_path / "temp"
+  temp.mkdir()
+  monkeypatch.setattr(tempfile, "tempdir", str(temp))
+  loading.load_domain("usps", loading.DataSource("tfds", raw_dir, str(tmp_path / "tfds")))
+  assert tempfile.tempdir == str(temp)
+  assert list(temp.iterdir()) == []
 
 
 def test_raw_source_needs_a_raw_dir(monkeypatch):

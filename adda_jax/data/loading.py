@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import os
 import socket
+import tempfile
 import urllib.parse
 from typing import Iterator
 
@@ -84,23 +85,33 @@ def _download_and_prepare(builder, download_config, domain: str, site: str) -> N
 
 
 @contextlib.contextmanager
-def _quiet_tfds() -> Iterator[None]:
-  """TFDS and TensorFlow log notes at every preparation and first read (a missing
-  dataset_info.json in a folder being prepared; oneDNN being on) that say nothing about the
-  run: keep them off the terminal. TensorFlow only decodes images here, so its oneDNN
-  graph rewrites (the note's subject) do nothing for us; a user's own setting wins."""
+def _tidy_tfds() -> Iterator[None]:
+  """Runs TFDS calls without their litter.
+
+  - Logs: TFDS and TensorFlow log notes at every preparation and first read (a missing
+    dataset_info.json in a folder being prepared; oneDNN being on) that say nothing about the
+    run: keep them off the terminal. TensorFlow only decodes images here, so its oneDNN graph
+    rewrites (the note's subject) do nothing for us; a user's own setting wins.
+  - Temporary folders: each builder made for a dataset not yet prepared creates an empty
+    temporary folder and never removes it (`DatasetInfo.initialize_from_bucket`, TFDS 4.9),
+    so every first run left two in /tmp. Python's temporary folder points at one of ours
+    meanwhile, removed afterwards; data is only ever prepared into the data folder.
+  """
   os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
   absl_logger = logging.getLogger("absl")
-  level = absl_logger.level
+  level, saved_tempdir = absl_logger.level, tempfile.tempdir
   absl_logger.setLevel(logging.ERROR)
   try:
-    yield
+    with tempfile.TemporaryDirectory(prefix="adda_jax_tfds_") as scratch:
+      tempfile.tempdir = scratch
+      yield
   finally:
+    tempfile.tempdir = saved_tempdir
     absl_logger.setLevel(level)
 
 
 def _load_tfds(domain: str, raw_dir: str | None, data_dir: str | None) -> dict[str, Split]:
-  with _quiet_tfds():
+  with _tidy_tfds():
     return _read_tfds(domain, raw_dir, data_dir)
 
 
@@ -187,7 +198,7 @@ def _tfds_builder(name: str, data_dir: str | None):
 
 
 def tfds_class_names(name: str, data_dir: str | None) -> tuple[str, ...]:
-  with _quiet_tfds():
+  with _tidy_tfds():
     _, builder = _tfds_builder(name, data_dir)
     return tuple(builder.info.features["label"].names)
 
@@ -202,7 +213,7 @@ def load_tfds_dataset(name: str, data_dir: str | None) -> dict[str, Split]:
       raise UserError(f"preparing TFDS dataset {name} failed ({type(e).__name__}: "
                       f"{reason}); offline, export it as a folder (train/<class>/*.png)")
 
-  with _quiet_tfds():
+  with _tidy_tfds():
     tfds, builder = _tfds_builder(name, data_dir)
     builder = _prepared_once(builder, lambda: _tfds_builder(name, data_dir)[1], data_dir,
                              prepare)
