@@ -87,8 +87,10 @@ def markdown(table) -> str:
         continue
       last = stages["adda+selftrain"]
       mean, spread = summary(last)
-      seeds = "seed" + "s" * (len(last) > 1)
-      text = f"**{mean:.2f} ± {spread:.2f}** ({seeds} {seed_list(last)})"
+      if len(last) > 1:
+        text = f"**{mean:.2f} ± {spread:.2f}** (seeds {seed_list(last)})"
+      else:  # One seed has no spread to show: a "± 0.00" would read as a measured one.
+        text = f"**{mean:.2f}** (seed {seed_list(last)})"
       if pair in BAR:
         text += f", {mean - BAR[pair]:+.2f}"
       if "adda" in stages:

@@ -21,7 +21,7 @@ def test_each_preset_in_order_with_its_gap_and_no_arm_rows(tmp_path):
   lines = [line for line in text.splitlines() if line.startswith("| `")]
   assert [line.split("`")[1] for line in lines] == ["adda_selftrain",
                                                     "adda_selftrain_zoom_inorm"]
-  assert "| **95.00 ± 0.00** (seed 0), -3.50 |" in lines[0]
+  assert "| **95.00** (seed 0), -3.50 |" in lines[0]
   assert "**97.50 ± 0.71** (seeds 0-1), -1.00<br>ADDA 96.00" in lines[1]
   assert "MNIST->USPS (bar 98.5)" in text
   assert (tmp_path / "presets.png").read_bytes()[:4] == b"\x89PNG"
