@@ -2,6 +2,7 @@
 and range, each part of the objective reaches only the layers it should, and grids decode."""
 import os
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -37,6 +38,18 @@ def test_the_releases_generator_sizes(monkeypatch):
   assert maps.shape == (2, 25, 25, 128)  # 1 -> 4 -> 7 -> 13 -> 25, as the release.
   out = jax.eval_shape(output.apply, jax.eval_shape(output.init, jax.random.key(0)), maps)
   assert out.shape == (2, 28, 28, 1)
+
+
+def test_transposed_layers_are_flax_s_with_its_parameters_and_values():
+  """The generators' layers compute through `ops.conv_transpose` (a matmul kernel gradient on
+  CPU) but keep flax's ConvTranspose parameters, initialisation and outputs."""
+  from flax import nnx
+  ours = cogan._transposed(8, 6, 3, 2, 1, nnx.Rngs(0))
+  theirs = nnx.ConvTranspose(8, 6, (3, 3), (2, 2), padding=((1, 1), (1, 1)), rngs=nnx.Rngs(0))
+  chex.assert_trees_all_equal(nnx.state(ours, nnx.Param), nnx.state(theirs, nnx.Param))
+  x = jax.random.normal(jax.random.key(2), (2, 4, 4, 8))
+  assert ours(x).shape == (2, 7, 7, 6)  # PyTorch's (4 - 1) * 2 - 2 * 1 + 3.
+  chex.assert_trees_all_close(ours(x), theirs(x), rtol=1e-6, atol=1e-6)
 
 
 def make(cfg=CFG):
